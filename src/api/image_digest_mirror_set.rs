@@ -1,0 +1,302 @@
+//! ImageDigestMirrorSet (config.openshift.io/v1, short name `idms`): cluster-wide mirrors for imports by
+//! digest, with a per-source policy on whether the source may still be contacted. The schema keeps
+//! OpenShift's validation, so OpenShift manifests are accepted or refused exactly as there.
+//!
+//! Validation choice: `source` and each mirror carry OpenShift's patterns, `mirrorSourcePolicy` its enum,
+//! `mirrors` is a set and the entry list is atomic. The apiserver therefore refuses a whole object with one
+//! malformed entry, exactly as OpenShift does. The controller still checks every entry (objects stored
+//! under a looser schema can exist) and skips only a bad one, as it does for ImageContentSourcePolicy.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::mirror_set::{ImageMirror, MirrorRule, MirrorSource, MirrorSourcePolicy};
+
+/// The desired mirrors of an ImageDigestMirrorSet.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "config.openshift.io",
+    version = "v1",
+    kind = "ImageDigestMirrorSet",
+    shortname = "idms",
+    status = "ImageDigestMirrorSetStatus",
+    derive = "PartialEq",
+    doc = "Cluster-wide mirror locations used when the operator imports an image by digest. Each entry names a source repository, the mirrors that hold the same content and whether the source may be contacted after them. Served with OpenShift's group, kind and validation so OpenShift manifests apply unchanged."
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageDigestMirrorSetSpec {
+    /// Mirror entries for imports by digest (`repo@sha256:...`); imports by tag use ImageTagMirrorSet.
+    /// An image is matched against the longest source that equals its repository or is a prefix of it
+    /// at a `/` boundary, and the matched part is replaced by each mirror in turn. Mirrors listed for
+    /// the same source by several entries or objects are merged in order (`a,b,c` plus `c,d,e` gives
+    /// `a,b,c,d,e`), then the source itself is tried unless NeverContactSource is set on any of them.
+    /// The list is replaced as a whole on server-side apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub image_digest_mirrors: Vec<ImageDigestMirrors>,
+}
+
+/// One source repository with the mirrors that serve its images by digest.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageDigestMirrors {
+    /// The repository that image references name: `host[:port]`, `host[:port]/namespace...` or a
+    /// full repository, or `*.example.com` to match every subdomain of example.com. Unlike OpenShift's
+    /// importer, which ignores wildcard sources, this operator honours them for imports. Values that
+    /// do not fit the pattern are refused by the apiserver, as on OpenShift.
+    #[schemars(pattern(super::mirror_set::SOURCE_PATTERN))]
+    pub source: MirrorSource,
+
+    /// Locations that hold the same images as the source, highest priority first, each
+    /// `host[:port]` optionally followed by repository path components (no wildcard). The part of a
+    /// reference that matched the source is replaced by the mirror. Entries must be unique. When
+    /// empty, images are fetched from the source only. The recorded image references keep naming
+    /// the source whichever location served them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        inner(pattern(super::mirror_set::MIRROR_PATTERN)),
+        extend("x-kubernetes-list-type" = "set")
+    )]
+    pub mirrors: Vec<ImageMirror>,
+
+    /// Whether the source may be contacted after its mirrors: `AllowContactingSource` (the default
+    /// when unset) or `NeverContactSource`. OpenShift's importer contacts the source either way; this
+    /// operator never contacts it for imports when any entry for that source says
+    /// `NeverContactSource`. Only meaningful when mirrors are listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "MirrorSourcePolicy::json_schema")]
+    pub mirror_source_policy: Option<MirrorSourcePolicy>,
+}
+
+impl ImageDigestMirrors {
+    /// The policy in force, an unset field read as OpenShift's default.
+    pub fn source_policy(&self) -> MirrorSourcePolicy {
+        self.mirror_source_policy.unwrap_or_default()
+    }
+
+    /// This entry as a kind-independent rule.
+    pub fn rule(&self) -> MirrorRule<'_> {
+        MirrorRule {
+            source: &self.source,
+            mirrors: &self.mirrors,
+            source_policy: self.source_policy(),
+        }
+    }
+}
+
+/// Observed state of an ImageDigestMirrorSet. Empty, as on OpenShift: problems with an entry are
+/// reported as Events on the object.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct ImageDigestMirrorSetStatus {}
+
+impl ImageDigestMirrorSet {
+    /// Every entry of the object as a kind-independent rule, in the order written.
+    pub fn mirror_rules(&self) -> impl Iterator<Item = MirrorRule<'_>> {
+        self.spec
+            .image_digest_mirrors
+            .iter()
+            .map(ImageDigestMirrors::rule)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+    use kube::core::Resource;
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::mirror_set::crd_checks::{assert_structural, root_schema, schema_at};
+    use crate::api::mirror_set::{MIRROR_PATTERN, SOURCE_PATTERN};
+
+    fn openshift_manifest() -> serde_json::Value {
+        json!({
+            "apiVersion": "config.openshift.io/v1",
+            "kind": "ImageDigestMirrorSet",
+            "metadata": { "name": "ubi-mirrors" },
+            "spec": {
+                "imageDigestMirrors": [
+                    {
+                        "source": "registry.access.redhat.com/ubi9/ubi-minimal",
+                        "mirrors": ["mirror.example.com/ubi9/ubi-minimal", "backup.example.com:5000/ubi"],
+                        "mirrorSourcePolicy": "NeverContactSource"
+                    },
+                    { "source": "*.quay.io", "mirrors": ["mirror.example.com/quay"] },
+                    { "source": "docker.io" }
+                ]
+            },
+            "status": {}
+        })
+    }
+
+    #[test]
+    fn an_openshift_manifest_deserialises_and_round_trips() {
+        let manifest = openshift_manifest();
+        let idms: ImageDigestMirrorSet = serde_json::from_value(manifest.clone()).unwrap();
+
+        assert_eq!(idms.metadata.name.as_deref(), Some("ubi-mirrors"));
+        let entries = &idms.spec.image_digest_mirrors;
+        assert_eq!(entries.len(), 3);
+        assert_eq!(
+            entries[0].source.as_str(),
+            "registry.access.redhat.com/ubi9/ubi-minimal"
+        );
+        assert_eq!(
+            entries[0].mirrors[1].as_str(),
+            "backup.example.com:5000/ubi"
+        );
+        assert_eq!(
+            entries[0].source_policy(),
+            MirrorSourcePolicy::NeverContactSource
+        );
+        assert_eq!(entries[1].mirror_source_policy, None);
+        assert_eq!(
+            entries[1].source_policy(),
+            MirrorSourcePolicy::AllowContactingSource
+        );
+        assert!(entries[2].mirrors.is_empty());
+        assert_eq!(idms.status, Some(ImageDigestMirrorSetStatus {}));
+
+        assert_eq!(serde_json::to_value(&idms).unwrap(), manifest);
+    }
+
+    #[test]
+    fn mirror_rules_follow_the_written_order() {
+        let idms: ImageDigestMirrorSet = serde_json::from_value(openshift_manifest()).unwrap();
+        let rules: Vec<_> = idms
+            .mirror_rules()
+            .map(|rule| (rule.source.as_str(), rule.mirrors.len(), rule.source_policy))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                (
+                    "registry.access.redhat.com/ubi9/ubi-minimal",
+                    2,
+                    MirrorSourcePolicy::NeverContactSource
+                ),
+                ("*.quay.io", 1, MirrorSourcePolicy::AllowContactingSource),
+                ("docker.io", 0, MirrorSourcePolicy::AllowContactingSource),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_policy_does_not_deserialise() {
+        let mut manifest = openshift_manifest();
+        manifest["spec"]["imageDigestMirrors"][0]["mirrorSourcePolicy"] = json!("Sometimes");
+        assert!(serde_json::from_value::<ImageDigestMirrorSet>(manifest).is_err());
+    }
+
+    #[test]
+    fn the_crd_is_cluster_scoped_config_openshift_io_v1_with_short_name_idms() {
+        let crd = ImageDigestMirrorSet::crd();
+        assert_eq!(
+            crd.metadata.name.as_deref(),
+            Some("imagedigestmirrorsets.config.openshift.io")
+        );
+        assert_eq!(crd.spec.group, "config.openshift.io");
+        assert_eq!(crd.spec.scope, "Cluster");
+        assert_eq!(crd.spec.names.kind, "ImageDigestMirrorSet");
+        assert_eq!(crd.spec.names.plural, "imagedigestmirrorsets");
+        assert_eq!(crd.spec.names.short_names, Some(vec!["idms".to_owned()]));
+        assert_eq!(crd.spec.versions.len(), 1);
+        let version = &crd.spec.versions[0];
+        assert_eq!(
+            (version.name.as_str(), version.served, version.storage),
+            ("v1", true, true)
+        );
+        assert_eq!(
+            ImageDigestMirrorSet::api_version(&()),
+            "config.openshift.io/v1"
+        );
+    }
+
+    #[test]
+    fn the_crd_has_a_status_subresource_with_an_empty_status() {
+        let crd = ImageDigestMirrorSet::crd();
+        let subresources = crd.spec.versions[0].subresources.as_ref().unwrap();
+        assert!(subresources.status.is_some());
+        assert!(subresources.scale.is_none());
+        let status = schema_at(root_schema(&crd), &["status"]);
+        assert_eq!(status.type_.as_deref(), Some("object"));
+        assert!(
+            status
+                .properties
+                .as_ref()
+                .is_none_or(|properties| properties.is_empty())
+        );
+    }
+
+    #[test]
+    fn the_crd_schema_is_structural() {
+        assert_structural(&ImageDigestMirrorSet::crd());
+    }
+
+    #[test]
+    fn the_crd_keeps_openshifts_validation() {
+        let crd = ImageDigestMirrorSet::crd();
+        let root = root_schema(&crd);
+        assert_eq!(root.required, Some(vec!["spec".to_owned()]));
+
+        let list = schema_at(root, &["spec", "imageDigestMirrors"]);
+        assert_eq!(list.x_kubernetes_list_type.as_deref(), Some("atomic"));
+        assert!(list.default.is_none());
+
+        let entry = schema_at(list, &["items"]);
+        assert_eq!(entry.required, Some(vec!["source".to_owned()]));
+        assert_eq!(
+            schema_at(entry, &["source"]).pattern.as_deref(),
+            Some(SOURCE_PATTERN)
+        );
+
+        let mirrors = schema_at(entry, &["mirrors"]);
+        assert_eq!(mirrors.x_kubernetes_list_type.as_deref(), Some("set"));
+        let mirror = schema_at(mirrors, &["items"]);
+        assert_eq!(mirror.type_.as_deref(), Some("string"));
+        assert_eq!(mirror.pattern.as_deref(), Some(MIRROR_PATTERN));
+
+        let policy = schema_at(entry, &["mirrorSourcePolicy"]);
+        assert_eq!(policy.type_.as_deref(), Some("string"));
+        assert_eq!(
+            policy.nullable, None,
+            "optional as on OpenShift, not nullable"
+        );
+        assert_eq!(
+            policy
+                .enum_
+                .as_ref()
+                .map(|values| values.iter().map(|v| v.0.clone()).collect::<Vec<_>>()),
+            Some(vec![
+                json!("NeverContactSource"),
+                json!("AllowContactingSource")
+            ])
+        );
+    }
+
+    #[test]
+    fn every_schema_field_has_a_description() {
+        let crd = ImageDigestMirrorSet::crd();
+        let root = root_schema(&crd);
+        let entry = schema_at(root, &["spec", "imageDigestMirrors", "items"]);
+        for path in [
+            &["spec"][..],
+            &["spec", "imageDigestMirrors"],
+            &["spec", "imageDigestMirrors", "items"],
+            &["status"],
+        ] {
+            assert!(
+                schema_at(root, path).description.is_some(),
+                "{path:?} has no description"
+            );
+        }
+        for field in ["source", "mirrors", "mirrorSourcePolicy"] {
+            assert!(
+                schema_at(entry, &[field]).description.is_some(),
+                "{field} has no description"
+            );
+        }
+    }
+}

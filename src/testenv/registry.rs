@@ -1,0 +1,231 @@
+//! A real CNCF distribution registry on 127.0.0.1 with a free port, and its request log: the
+//! registry's access log (Apache combined format on stdout) parsed into method, path and status, so
+//! tests can assert on exactly which requests the operator sent.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::process::ManagedProcess;
+use super::tls::ServingCert;
+use super::{TestEnvError, free_port, write_file};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a test registry is set up.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Basic authentication from this htpasswd file (bcrypt entries, e.g. written by `htpasswd -B`).
+    pub htpasswd: Option<PathBuf>,
+    /// Bearer token authentication: tokens from `realm`, issued by `issuer` for `service`, signed by a
+    /// key whose certificate bundle is `root_cert_bundle`.
+    pub token_auth: Option<TokenAuth>,
+    /// Serve HTTPS with this certificate instead of plain HTTP.
+    pub tls: Option<ServingCert>,
+}
+
+/// The registry's `auth: token` settings.
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    /// The URL clients get tokens from (sent in the `WWW-Authenticate` challenge).
+    pub realm: String,
+    /// The `service` of the challenge.
+    pub service: String,
+    /// The `iss` the registry expects in tokens.
+    pub issuer: String,
+    /// PEM certificates whose keys may sign tokens.
+    pub root_cert_bundle: PathBuf,
+}
+
+/// One line of the registry's access log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryRequest {
+    /// `GET`, `HEAD`, `PUT`, …
+    pub method: String,
+    /// The request URI, with its query string.
+    pub path: String,
+    /// The HTTP status the registry answered.
+    pub status: u16,
+    /// The client's `User-Agent`.
+    pub user_agent: String,
+}
+
+/// A running distribution registry.
+pub struct Registry {
+    process: ManagedProcess,
+    host: String,
+    scheme: &'static str,
+}
+
+impl Registry {
+    /// Starts a registry with its storage and log under `dir`, and waits until it answers.
+    pub async fn start(
+        binary: &Path,
+        dir: &Path,
+        options: &RegistryOptions,
+    ) -> Result<Self, TestEnvError> {
+        std::fs::create_dir_all(dir).map_err(|source| TestEnvError::Io {
+            what: format!("create {}", dir.display()),
+            source,
+        })?;
+        let port = free_port()?;
+        let host = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {host}\n  secret: testenv-{port}\n",
+            storage = dir.join("storage").display(),
+        );
+        if let Some(tls) = &options.tls {
+            write_file(&dir.join("tls.crt"), &tls.cert_pem)?;
+            write_file(&dir.join("tls.key"), &tls.key_pem)?;
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.join("tls.crt").display(),
+                dir.join("tls.key").display()
+            ));
+        }
+        if let Some(htpasswd) = &options.htpasswd {
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: testenv\n    path: {}\n",
+                htpasswd.display()
+            ));
+        } else if let Some(token) = &options.token_auth {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                token.realm,
+                token.service,
+                token.issuer,
+                token.root_cert_bundle.display()
+            ));
+        }
+        let config_path = dir.join("config.yml");
+        write_file(&config_path, &config)?;
+        let mut cmd = Command::new(binary);
+        cmd.arg("serve").arg(&config_path);
+        let process = ManagedProcess::spawn("registry", cmd, &dir.join("registry.log")).map_err(
+            |source| TestEnvError::Spawn {
+                program: binary.to_owned(),
+                source,
+            },
+        )?;
+        let mut registry = Self {
+            process,
+            host,
+            scheme: if options.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+        };
+        registry.wait_listening().await?;
+        Ok(registry)
+    }
+
+    async fn wait_listening(&mut self) -> Result<(), TestEnvError> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.process.exited() {
+                return Err(TestEnvError::Exited {
+                    program: "registry".into(),
+                    status: status.to_string(),
+                    log_tail: self.process.log_tail(20),
+                });
+            }
+            if tokio::net::TcpStream::connect(&self.host).await.is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(TestEnvError::NotReady {
+                    program: "registry".into(),
+                    waited: READY_TIMEOUT,
+                    last: format!("nothing listens on {}", self.host),
+                    log_tail: self.process.log_tail(20),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `127.0.0.1:<port>`: the registry host as it appears in image references.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// `http://127.0.0.1:<port>` or `https://…`.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.scheme, self.host)
+    }
+
+    /// Every request the registry has logged so far, oldest first.
+    pub fn requests(&self) -> Vec<RegistryRequest> {
+        let log = std::fs::read_to_string(self.process.log_path()).unwrap_or_default();
+        log.lines().filter_map(parse_access_log_line).collect()
+    }
+
+    /// The logged requests for one repository (`/v2/<repository>/…`), oldest first.
+    pub fn requests_for(&self, repository: &str) -> Vec<RegistryRequest> {
+        let prefix = format!("/v2/{repository}/");
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with(&prefix))
+            .collect()
+    }
+}
+
+/// Parses one access-log line:
+/// `127.0.0.1 - - [24/Nov/2026:06:32:54 +0000] "HEAD /v2/foo/manifests/latest HTTP/1.1" 404 96 "" "curl/7.88.1"`.
+/// Returns `None` for the registry's other (logfmt) log lines.
+pub fn parse_access_log_line(line: &str) -> Option<RegistryRequest> {
+    let (_, rest) = line.split_once("] \"")?;
+    let (request, rest) = rest.split_once('"')?;
+    let mut parts = request.split(' ');
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    parts.next().filter(|proto| proto.starts_with("HTTP/"))?;
+    let mut fields = rest.trim_start().splitn(3, ' ');
+    let status = fields.next()?.parse().ok()?;
+    let _size = fields.next()?;
+    let quoted = fields.next().unwrap_or("");
+    let user_agent = quoted
+        .rsplit_once(" \"")
+        .map(|(_, ua)| ua.trim_end_matches('"').to_owned())
+        .unwrap_or_default();
+    Some(RegistryRequest {
+        method,
+        path,
+        status,
+        user_agent,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_log_lines_parse_into_method_path_status_and_agent() {
+        let line = r#"127.0.0.1 - - [24/Nov/2026:06:32:54 +0000] "HEAD /v2/team/app/manifests/v1 HTTP/1.1" 200 1024 "" "imagestream-operator/0.1""#;
+        assert_eq!(
+            parse_access_log_line(line),
+            Some(RegistryRequest {
+                method: "HEAD".into(),
+                path: "/v2/team/app/manifests/v1".into(),
+                status: 200,
+                user_agent: "imagestream-operator/0.1".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn logfmt_lines_are_not_requests() {
+        let line = r#"time="2026-11-24T06:32:54Z" level=info msg="response completed" http.request.method=GET http.request.uri=/v2/"#;
+        assert_eq!(parse_access_log_line(line), None);
+    }
+
+    #[test]
+    fn a_request_without_user_agent_keeps_an_empty_agent() {
+        let line = r#"127.0.0.1 - - [24/Nov/2026:06:32:54 +0000] "GET /v2/ HTTP/1.1" 401 87 "" """#;
+        let request = parse_access_log_line(line).unwrap();
+        assert_eq!(request.status, 401);
+        assert_eq!(request.user_agent, "");
+    }
+}
