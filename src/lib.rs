@@ -13,4 +13,5 @@
 pub mod api;
 pub mod cli;
 pub mod domain;
+pub mod registry;
 pub mod testenv;

@@ -1,4 +1,7 @@
 //! Pure domain rules: no Kubernetes client, no HTTP, no tokio I/O. Everything here is tested with plain
 //! unit tests.
 
+pub mod credential;
 pub mod image_name;
+pub mod keyring;
+pub mod reference;

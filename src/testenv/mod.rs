@@ -7,9 +7,11 @@
 
 mod assets;
 mod control_plane;
+pub mod images;
 mod process;
 mod registry;
 mod tls;
+pub mod token_server;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
