@@ -19,8 +19,7 @@ provision:
 test: provision
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test --all-targets
-	$(CARGO) test --doc
+	bash hack/run-tests.sh
 
 ## unit: the pure tests only (no control plane, no registry).
 unit:
