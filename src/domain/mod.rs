@@ -2,6 +2,9 @@
 //! unit tests.
 
 pub mod credential;
+pub mod history;
 pub mod image_name;
 pub mod keyring;
 pub mod reference;
+pub mod schedule;
+pub mod tag_source;
