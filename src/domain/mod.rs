@@ -7,4 +7,5 @@ pub mod image_name;
 pub mod keyring;
 pub mod reference;
 pub mod schedule;
+pub mod stream_status;
 pub mod tag_source;
