@@ -5,6 +5,7 @@ pub mod credential;
 pub mod history;
 pub mod image_name;
 pub mod keyring;
+pub mod platform;
 pub mod reference;
 pub mod schedule;
 pub mod stream_status;
