@@ -28,7 +28,9 @@ use tokio::sync::OnceCell;
 pub use assets::{Assets, provision_cache_bin_dir};
 pub use control_plane::{ADMIN_USER, ControlPlane};
 pub use process::ManagedProcess;
-pub use registry::{Registry, RegistryOptions, RegistryRequest, TokenAuth, parse_access_log_line};
+pub use registry::{
+    Registry, RegistryOptions, RegistryRequest, TokenAuth, parse_access_log_line, write_htpasswd,
+};
 pub use tls::{ServingCert, TestCa};
 
 /// Why the local environment could not be started or used.

@@ -171,6 +171,32 @@ impl Registry {
     }
 }
 
+/// Writes an htpasswd file with a bcrypt entry per `(user, password)`, for
+/// [`RegistryOptions::htpasswd`], using `htpasswd -Bbn` from apache2-utils (`make provision`).
+pub fn write_htpasswd(path: &Path, users: &[(&str, &str)]) -> Result<(), TestEnvError> {
+    let mut contents = String::new();
+    for (user, password) in users {
+        let output = Command::new("htpasswd")
+            .args(["-Bbn", user, password])
+            .output()
+            .map_err(|source| TestEnvError::Spawn {
+                program: PathBuf::from("htpasswd"),
+                source,
+            })?;
+        if !output.status.success() {
+            return Err(TestEnvError::Exited {
+                program: "htpasswd".into(),
+                status: output.status.to_string(),
+                log_tail: String::from_utf8_lossy(&output.stderr).into_owned(),
+            });
+        }
+        // `-n` prints the entry followed by an empty line.
+        contents.push_str(String::from_utf8_lossy(&output.stdout).trim_end());
+        contents.push('\n');
+    }
+    write_file(path, &contents)
+}
+
 /// Parses one access-log line:
 /// `127.0.0.1 - - [24/Nov/2026:06:32:54 +0000] "HEAD /v2/foo/manifests/latest HTTP/1.1" 404 96 "" "curl/7.88.1"`.
 /// Returns `None` for the registry's other (logfmt) log lines.
