@@ -22,6 +22,9 @@ pub struct RegistryOptions {
     pub token_auth: Option<TokenAuth>,
     /// Serve HTTPS with this certificate instead of plain HTTP.
     pub tls: Option<ServingCert>,
+    /// Listen on this port instead of a free one (to bring a stopped registry back at the same
+    /// address).
+    pub port: Option<u16>,
 }
 
 /// The registry's `auth: token` settings.
@@ -55,6 +58,10 @@ pub struct Registry {
     process: ManagedProcess,
     host: String,
     scheme: &'static str,
+    /// The binary and config file, to restart it.
+    command: (PathBuf, PathBuf),
+    /// Every log file of this registry, one per start, oldest first.
+    logs: Vec<PathBuf>,
 }
 
 impl Registry {
@@ -68,7 +75,10 @@ impl Registry {
             what: format!("create {}", dir.display()),
             source,
         })?;
-        let port = free_port()?;
+        let port = match options.port {
+            Some(port) => port,
+            None => free_port()?,
+        };
         let host = format!("127.0.0.1:{port}");
         let mut config = format!(
             "version: 0.1\nlog:\n  level: info\n  formatter: text\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {host}\n  secret: testenv-{port}\n",
@@ -109,6 +119,8 @@ impl Registry {
         )?;
         let mut registry = Self {
             process,
+            command: (binary.to_owned(), config_path.clone()),
+            logs: vec![dir.join("registry.log")],
             host,
             scheme: if options.tls.is_some() {
                 "https"
@@ -145,6 +157,27 @@ impl Registry {
         }
     }
 
+    /// Stops the registry process; its storage stays, and [`Registry::restart`] brings it back.
+    pub fn stop(&mut self) {
+        self.process.kill();
+    }
+
+    /// Starts the registry again with the same address, storage and configuration.
+    pub async fn restart(&mut self) -> Result<(), TestEnvError> {
+        let (binary, config) = self.command.clone();
+        let mut cmd = Command::new(&binary);
+        cmd.arg("serve").arg(&config);
+        let log = self.logs[0].with_extension(format!("{}.log", self.logs.len()));
+        self.process = ManagedProcess::spawn("registry", cmd, &log).map_err(|source| {
+            TestEnvError::Spawn {
+                program: binary.clone(),
+                source,
+            }
+        })?;
+        self.logs.push(log);
+        self.wait_listening().await
+    }
+
     /// `127.0.0.1:<port>`: the registry host as it appears in image references.
     pub fn host(&self) -> &str {
         &self.host
@@ -157,8 +190,15 @@ impl Registry {
 
     /// Every request the registry has logged so far, oldest first.
     pub fn requests(&self) -> Vec<RegistryRequest> {
-        let log = std::fs::read_to_string(self.process.log_path()).unwrap_or_default();
-        log.lines().filter_map(parse_access_log_line).collect()
+        self.logs
+            .iter()
+            .flat_map(|path| {
+                let log = std::fs::read_to_string(path).unwrap_or_default();
+                log.lines()
+                    .filter_map(parse_access_log_line)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// The logged requests for one repository (`/v2/<repository>/…`), oldest first.
