@@ -163,8 +163,9 @@ mod tests {
 
     #[test]
     fn the_history_table_is_applied_against_items_zero_only() {
-        // (history before, new event, expected history after, expected change)
-        let cases: Vec<(&str, Vec<TagEvent>, TagEvent, Vec<TagEvent>, HistoryChange)> = vec![
+        // (name, history before, new event, expected history after, expected change)
+        type Case = (&'static str, Vec<TagEvent>, TagEvent, Vec<TagEvent>, HistoryChange);
+        let cases: Vec<Case> = vec![
             (
                 "no history",
                 vec![],
