@@ -2,11 +2,13 @@
 //! the library modules.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use thiserror::Error;
 
 use crate::api;
+use crate::domain::platform::Platform;
 
 /// OpenShift image streams and image-change triggers for any Kubernetes cluster.
 #[derive(Debug, Parser)]
@@ -20,6 +22,19 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controllers against the cluster of the current kubeconfig (or the in-cluster
+    /// service account).
+    Run(RunArgs),
+    /// Ask the running operator to import every importable tag of one image stream now, like
+    /// `oc import-image`: sets the `imagestream-operator/import-requested` annotation to the current
+    /// time (no spec change).
+    ImportImage {
+        /// The image stream.
+        stream: String,
+        /// Its namespace (default: the kubeconfig's namespace).
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
     /// Print every CustomResourceDefinition the operator serves, as YAML; with --output-dir, write
     /// one file per CRD and a kustomization.yaml into that directory instead.
     Crds {
@@ -29,9 +44,75 @@ pub enum Command {
     },
 }
 
+/// Flags of `run`. Every flag can also be set through the environment variable named in its help.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// How often tags with `importPolicy.scheduled: true` are checked, e.g. `15m`, `30s`.
+    #[arg(long, env = "IMPORT_INTERVAL", default_value = "15m", value_parser = parse_duration)]
+    pub import_interval: Duration,
+    /// History entries kept per tag; the oldest fall off. 0 keeps everything (OpenShift's behaviour).
+    #[arg(long, env = "MAX_TAG_HISTORY", default_value_t = 10)]
+    pub max_tag_history: usize,
+    /// The platform taken from a manifest list in `Legacy` import mode when the tag does not name
+    /// one with `importer.image.openshift.io/prefer-os`/`prefer-arch`.
+    #[arg(long, env = "IMPORT_PLATFORM", default_value = "linux/amd64")]
+    pub platform: Platform,
+    /// Host name of the cluster's internal registry, for `status.dockerImageRepository` and for
+    /// `referencePolicy: Local` (none by default).
+    #[arg(long, env = "INTERNAL_REGISTRY_HOSTNAME")]
+    pub internal_registry_hostname: Option<String>,
+    /// Public host name of the cluster's registry, for `status.publicDockerImageRepository`.
+    #[arg(long, env = "PUBLIC_REGISTRY_HOSTNAME")]
+    pub public_registry_hostname: Option<String>,
+    /// Timeout of each registry request.
+    #[arg(long, env = "REGISTRY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub registry_timeout: Duration,
+    /// Requests in flight to one registry host at most.
+    #[arg(long, env = "REGISTRY_MAX_CONCURRENCY", default_value_t = 8)]
+    pub registry_max_concurrency: usize,
+    /// PEM file of extra certificate authorities trusted for every registry.
+    #[arg(long, env = "REGISTRY_CA_BUNDLE")]
+    pub registry_ca_bundle: Option<PathBuf>,
+    /// Watch only this namespace's image streams and pull secrets (default: every namespace).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 30s or 15m: {e}"))
+}
+
 /// A command that failed.
 #[derive(Debug, Error)]
 pub enum CliError {
+    /// The cluster could not be reached or configured.
+    #[error("could not connect to the cluster: {0}")]
+    Connect(String),
+    /// The registry client could not be set up.
+    #[error("could not set up the registry client: {0}")]
+    Registry(String),
+    /// An API request failed.
+    #[error("{what}: {source}")]
+    Kube { what: String, source: kube::Error },
+    /// Reading a file named by a flag failed.
+    #[error("could not read {path}: {source}", path = path.display())]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Writing a generated file failed.
     #[error("could not write {path}: {source}", path = path.display())]
     WriteFile {
@@ -50,7 +131,103 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Crds {
             output_dir: Some(dir),
         } => write_crd_files(&dir),
+        Command::Run(args) => run_operator(args).await,
+        Command::ImportImage { stream, namespace } => request_import(&stream, namespace).await,
     }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+async fn run_operator(args: RunArgs) -> Result<(), CliError> {
+    init_logging(args.log_format);
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| CliError::Connect(e.to_string()))?;
+    let ca_bundle = match &args.registry_ca_bundle {
+        Some(path) => Some(std::fs::read(path).map_err(|source| CliError::ReadFile {
+            path: path.clone(),
+            source,
+        })?),
+        None => None,
+    };
+    let defaults = crate::registry::RegistryClientConfig::default();
+    let registry = crate::registry::RegistryClient::new(crate::registry::RegistryClientConfig {
+        request_timeout: args.registry_timeout,
+        limits: crate::registry::LimitsConfig {
+            max_concurrency_per_host: args.registry_max_concurrency,
+            ..defaults.limits.clone()
+        },
+        extra_ca_pem: ca_bundle,
+        ..defaults
+    })
+    .map_err(|e| CliError::Registry(e.to_string()))?;
+    let config = crate::controller::ControllerConfig {
+        import_interval: args.import_interval,
+        max_tag_history: args.max_tag_history,
+        default_platform: args.platform,
+        internal_registry_host: args.internal_registry_hostname,
+        public_registry_host: args.public_registry_hostname,
+    };
+    let instance = std::env::var("POD_NAME").ok();
+    crate::controller::run::run_controllers(
+        client,
+        registry,
+        config,
+        args.namespace,
+        instance,
+        shutdown_signal(),
+    )
+    .await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+async fn request_import(stream: &str, namespace: Option<String>) -> Result<(), CliError> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| CliError::Connect(e.to_string()))?;
+    let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+    let api = kube::Api::<api::ImageStream>::namespaced(client, &namespace);
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let patch = serde_json::json!({
+        "metadata": { "annotations": { crate::controller::IMPORT_REQUESTED_ANNOTATION: now } }
+    });
+    api.patch(
+        stream,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|source| CliError::Kube {
+        what: format!("could not request an import of image stream {namespace}/{stream}"),
+        source,
+    })?;
+    println!("imagestream.image.openshift.io/{stream} import requested");
+    Ok(())
 }
 
 fn write_crd_files(dir: &std::path::Path) -> Result<(), CliError> {

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod domain;
 pub mod registry;
 pub mod testenv;

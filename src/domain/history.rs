@@ -164,7 +164,13 @@ mod tests {
     #[test]
     fn the_history_table_is_applied_against_items_zero_only() {
         // (name, history before, new event, expected history after, expected change)
-        type Case = (&'static str, Vec<TagEvent>, TagEvent, Vec<TagEvent>, HistoryChange);
+        type Case = (
+            &'static str,
+            Vec<TagEvent>,
+            TagEvent,
+            Vec<TagEvent>,
+            HistoryChange,
+        );
         let cases: Vec<Case> = vec![
             (
                 "no history",

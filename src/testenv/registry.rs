@@ -168,12 +168,11 @@ impl Registry {
         let mut cmd = Command::new(&binary);
         cmd.arg("serve").arg(&config);
         let log = self.logs[0].with_extension(format!("{}.log", self.logs.len()));
-        self.process = ManagedProcess::spawn("registry", cmd, &log).map_err(|source| {
-            TestEnvError::Spawn {
+        self.process =
+            ManagedProcess::spawn("registry", cmd, &log).map_err(|source| TestEnvError::Spawn {
                 program: binary.clone(),
                 source,
-            }
-        })?;
+            })?;
         self.logs.push(log);
         self.wait_listening().await
     }

@@ -1,0 +1,391 @@
+//! One tag's import: a HEAD of the manifest (shared between streams that track the same tag with the
+//! same credentials), then — only for digests that have no Image yet — the manifest and config GETs
+//! and the Image objects. Returns the TagEvent to record, naming the source repository in the
+//! user's spelling.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
+use kube::api::PostParams;
+use kube::runtime::reflector::ObjectRef;
+use thiserror::Error;
+use tokio::time::Instant;
+
+use super::Context;
+use super::context::HeadKey;
+use super::image_object::{image_for_index, image_for_manifest};
+use crate::api::Image;
+use crate::api::image_stream::{IMPORT_MODE_PRESERVE_ORIGINAL, TagEvent, TagReference};
+use crate::domain::image_name::{ImageNameError, image_name_for_digest};
+use crate::domain::keyring::Keyring;
+use crate::domain::platform::{
+    PREFER_ARCH_ANNOTATION, PREFER_OS_ANNOTATION, Platform, choose_child,
+};
+use crate::domain::reference::ImageReference;
+use crate::domain::schedule::ImportCause;
+use crate::registry::manifest::{ManifestError, ParsedManifest, parse_image_config};
+use crate::registry::{Access, ManifestHead, ManifestTarget, RegistryError};
+
+/// Largest config blob read from a registry.
+const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Why a tag could not be imported.
+#[derive(Debug, Error)]
+pub enum ImportError {
+    /// The registry refused or failed a request.
+    #[error("{source}")]
+    Registry { source: RegistryError },
+    /// The image config blob is not valid JSON of the expected shape.
+    #[error("the config of {reference} is invalid: {source}")]
+    InvalidConfig {
+        reference: String,
+        source: ManifestError,
+    },
+    /// A manifest list has no entries.
+    #[error("the manifest list {reference} has no images")]
+    EmptyManifestList { reference: String },
+    /// The registry returned a digest that cannot name an Image.
+    #[error("the registry returned an unusable digest for {reference}: {source}")]
+    BadDigest {
+        reference: String,
+        source: ImageNameError,
+    },
+    /// Creating an Image object failed.
+    #[error("could not create Image {name}: {source}")]
+    CreateImage { name: String, source: kube::Error },
+}
+
+impl ImportError {
+    /// The PascalCase reason recorded on the tag's condition.
+    pub fn reason(&self) -> &str {
+        match self {
+            ImportError::Registry { source } => source.reason(),
+            ImportError::InvalidConfig { .. } | ImportError::EmptyManifestList { .. } => {
+                "InvalidResponse"
+            }
+            ImportError::BadDigest { .. } => "InvalidResponse",
+            ImportError::CreateImage { .. } => "InternalError",
+        }
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ImportError::Registry { source } => source.is_transient(),
+            ImportError::CreateImage { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// How long the registry asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ImportError::Registry { source } => match source.failure() {
+                Some(crate::registry::RequestFailure::BackingOff { remaining, .. }) => {
+                    Some(*remaining)
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+impl From<RegistryError> for ImportError {
+    fn from(source: RegistryError) -> Self {
+        ImportError::Registry { source }
+    }
+}
+
+/// One tag to import.
+pub struct TagImport<'a> {
+    /// The stream's namespace: only its pull secrets are used.
+    pub namespace: &'a str,
+    /// The tag's spec.
+    pub tag: &'a TagReference,
+    /// The parsed `from.name`.
+    pub reference: &'a ImageReference,
+    /// Why it is imported now.
+    pub cause: ImportCause,
+    /// The stream's generation, recorded on the event.
+    pub generation: i64,
+    /// The time recorded as `created` on a new event.
+    pub created: Time,
+}
+
+/// The result of a successful import.
+pub struct Imported {
+    /// The event to record.
+    pub event: TagEvent,
+}
+
+/// Imports one tag.
+pub async fn import_tag(
+    ctx: &Context,
+    keyring: &Keyring,
+    job: &TagImport<'_>,
+) -> Result<Imported, ImportError> {
+    let reference = job.reference;
+    let access = Access {
+        insecure: job.tag.is_insecure(),
+        credentials: keyring.lookup(&reference.canonical_name()),
+    };
+    let target = ManifestTarget {
+        host: reference.api_host().to_owned(),
+        repository: reference.repository().to_owned(),
+        reference: reference.manifest_reference().to_owned(),
+    };
+    let head = head(ctx, &target, &access, job.cause).await?;
+    let preserve = job.tag.import_mode() == IMPORT_MODE_PRESERVE_ORIGINAL;
+    let is_index = head
+        .media_type
+        .as_deref()
+        .is_some_and(crate::registry::manifest::is_index_media_type);
+    let image = if is_index {
+        if preserve {
+            ensure_index_and_children(ctx, reference, &target, &access, &head.digest).await?;
+            head.digest.clone()
+        } else {
+            legacy_child(ctx, job, &target, &access, &head.digest).await?
+        }
+    } else {
+        ensure_image(ctx, reference, &target, &access, &head.digest).await?;
+        head.digest.clone()
+    };
+    Ok(Imported {
+        event: TagEvent {
+            created: job.created.clone(),
+            docker_image_reference: reference.with_digest(&image),
+            image,
+            generation: job.generation,
+            platforms: Vec::new(),
+        },
+    })
+}
+
+/// The HEAD of the tag's manifest. Scheduled checks reuse an answer younger than the import
+/// interval for the same key, so streams tracking one tag cost one HEAD per interval; everything
+/// else asks afresh. Concurrent askers of one key wait for the first.
+async fn head(
+    ctx: &Context,
+    target: &ManifestTarget,
+    access: &Access,
+    cause: ImportCause,
+) -> Result<ManifestHead, RegistryError> {
+    let key = HeadKey {
+        host: target.host.clone(),
+        repository: target.repository.clone(),
+        reference: target.reference.clone(),
+        insecure: access.insecure,
+        credentials: access.credentials.iter().map(|c| c.identity()).collect(),
+    };
+    let slot = ctx.head_slot(key);
+    let mut cached = slot.lock().await;
+    if cause.may_use_recent_answer()
+        && let Some((at, head)) = cached.as_ref()
+        && at.elapsed() < ctx.config.import_interval
+    {
+        return Ok(head.clone());
+    }
+    let started = Instant::now();
+    let head = ctx.registry.head_manifest(target, access).await?;
+    *cached = Some((started, head.clone()));
+    Ok(head)
+}
+
+fn has_image(ctx: &Context, digest: &str) -> Result<bool, ImageNameError> {
+    let name = image_name_for_digest(digest)?;
+    Ok(ctx.images.get(&ObjectRef::new(&name)).is_some())
+}
+
+fn bad_digest(reference: &ImageReference, source: ImageNameError) -> ImportError {
+    ImportError::BadDigest {
+        reference: reference.to_string(),
+        source,
+    }
+}
+
+fn at_digest(target: &ManifestTarget, digest: &str) -> ManifestTarget {
+    ManifestTarget {
+        reference: digest.to_owned(),
+        ..target.clone()
+    }
+}
+
+/// Creates `image` unless it exists: the first writer wins, later ones find it there.
+async fn create_image(ctx: &Context, image: Image) -> Result<(), ImportError> {
+    let name = image.metadata.name.clone().unwrap_or_default();
+    match Api::<Image>::all(ctx.client.clone())
+        .create(&PostParams::default(), &image)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(source) => Err(ImportError::CreateImage { name, source }),
+    }
+}
+
+/// Makes sure the single-platform image `digest` has an Image: GETs its manifest and config only
+/// when it has none.
+async fn ensure_image(
+    ctx: &Context,
+    reference: &ImageReference,
+    target: &ManifestTarget,
+    access: &Access,
+    digest: &str,
+) -> Result<(), ImportError> {
+    if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
+        return Ok(());
+    }
+    let fetched = ctx
+        .registry
+        .get_manifest(&at_digest(target, digest), access)
+        .await?;
+    match &fetched.parsed {
+        ParsedManifest::Image(manifest) => {
+            let bytes = ctx
+                .registry
+                .get_blob(
+                    &target.host,
+                    &target.repository,
+                    &manifest.config.digest,
+                    access,
+                    MAX_CONFIG_BYTES,
+                )
+                .await?;
+            let config =
+                parse_image_config(&bytes).map_err(|source| ImportError::InvalidConfig {
+                    reference: reference.with_digest(digest),
+                    source,
+                })?;
+            let image = image_for_manifest(
+                digest,
+                &reference.with_digest(digest),
+                &fetched.media_type,
+                manifest,
+                &config,
+            )
+            .map_err(|e| bad_digest(reference, e))?;
+            create_image(ctx, image).await
+        }
+        ParsedManifest::Index(index) => {
+            let image = image_for_index(
+                digest,
+                &reference.with_digest(digest),
+                &fetched.media_type,
+                index,
+            )
+            .map_err(|e| bad_digest(reference, e))?;
+            create_image(ctx, image).await
+        }
+    }
+}
+
+/// `PreserveOriginal`: an Image for the index and one for every child; one failing child fails the
+/// tag.
+async fn ensure_index_and_children(
+    ctx: &Context,
+    reference: &ImageReference,
+    target: &ManifestTarget,
+    access: &Access,
+    digest: &str,
+) -> Result<(), ImportError> {
+    if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
+        return Ok(());
+    }
+    let fetched = ctx
+        .registry
+        .get_manifest(&at_digest(target, digest), access)
+        .await?;
+    let ParsedManifest::Index(index) = &fetched.parsed else {
+        return ensure_image(ctx, reference, target, access, digest).await;
+    };
+    for child in &index.manifests {
+        ensure_image(ctx, reference, target, access, &child.digest).await?;
+    }
+    let image = image_for_index(
+        digest,
+        &reference.with_digest(digest),
+        &fetched.media_type,
+        index,
+    )
+    .map_err(|e| bad_digest(reference, e))?;
+    create_image(ctx, image).await
+}
+
+/// `Legacy`: the child of the list for the preferred platform, with its Image. The choice is
+/// remembered per list digest and platform, so an unchanged list costs no GET.
+async fn legacy_child(
+    ctx: &Context,
+    job: &TagImport<'_>,
+    target: &ManifestTarget,
+    access: &Access,
+    list_digest: &str,
+) -> Result<String, ImportError> {
+    let reference = job.reference;
+    let annotations = &job.tag.annotations;
+    let prefer_os = annotations.get(PREFER_OS_ANNOTATION).map(String::as_str);
+    let prefer_arch = annotations.get(PREFER_ARCH_ANNOTATION).map(String::as_str);
+    let choice_key = (
+        list_digest.to_owned(),
+        format!(
+            "{}|{}|{}",
+            prefer_os.unwrap_or(""),
+            prefer_arch.unwrap_or(""),
+            ctx.config.default_platform
+        ),
+    );
+    let remembered = ctx
+        .list_children
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&choice_key)
+        .cloned();
+    let child = match remembered {
+        Some(child) => child,
+        None => {
+            let fetched = ctx
+                .registry
+                .get_manifest(&at_digest(target, list_digest), access)
+                .await?;
+            let ParsedManifest::Index(index) = &fetched.parsed else {
+                ensure_image(ctx, reference, target, access, list_digest).await?;
+                return Ok(list_digest.to_owned());
+            };
+            let platforms: Vec<Platform> = index
+                .manifests
+                .iter()
+                .map(|entry| match &entry.platform {
+                    Some(p) => Platform {
+                        os: p.os.clone(),
+                        architecture: p.architecture.clone(),
+                        variant: p.variant.clone(),
+                    },
+                    None => Platform {
+                        os: String::new(),
+                        architecture: String::new(),
+                        variant: None,
+                    },
+                })
+                .collect();
+            let index_of = choose_child(
+                &platforms,
+                prefer_os,
+                prefer_arch,
+                &ctx.config.default_platform,
+            )
+            .ok_or_else(|| ImportError::EmptyManifestList {
+                reference: reference.with_digest(list_digest),
+            })?;
+            let child = index.manifests[index_of].digest.clone();
+            ctx.list_children
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(choice_key, child.clone());
+            child
+        }
+    };
+    ensure_image(ctx, reference, target, access, &child).await?;
+    Ok(child)
+}

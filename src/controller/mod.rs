@@ -1,0 +1,22 @@
+//! The controllers and what they share. Each controller is a pipeline — fetch, plan (pure, in
+//! `crate::domain`), apply, status — and only its fetch and apply steps talk to the API server or a
+//! registry.
+//!
+//! - [`image_stream`]: imports tags, records history and conditions, creates Images.
+//! - [`importer`]: one tag's import: registry HEAD, manifest and config GETs, Image objects.
+//! - [`context`]: the shared [`Context`](context::Context) with its caches and per-stream memory.
+
+pub mod context;
+pub mod image_object;
+pub mod image_stream;
+pub mod importer;
+pub mod run;
+
+pub use context::{Context, ControllerConfig};
+
+/// The field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "imagestream-operator";
+
+/// Annotation that asks for an immediate import of every importable tag of a stream: set it to any
+/// new value (`imagestream-operator import-image` writes the current time).
+pub const IMPORT_REQUESTED_ANNOTATION: &str = "imagestream-operator/import-requested";

@@ -1,0 +1,127 @@
+//! Starts the controllers: the caches they read (Images, pull secrets, ImageStreams) and the
+//! ImageStream controller, until a shutdown signal.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::DeserializeGuard;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client};
+
+use super::image_stream::{error_policy, reconcile};
+use super::{Context, ControllerConfig};
+use crate::api::{Image, ImageStream};
+use crate::domain::keyring::PullSecretFormat;
+use crate::registry::RegistryClient;
+
+/// Spawns a reflector for `api` filtered by `config` and returns its store.
+fn spawn_reflector<K>(api: Api<K>, config: watcher::Config, what: &'static str) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, config))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(async move {
+        stream
+            .for_each(|event| async move {
+                if let Err(err) = event {
+                    tracing::warn!(cache = what, error = %err, "watch error");
+                }
+            })
+            .await;
+    });
+    store
+}
+
+/// An API for `K` in `namespace`, or in every namespace.
+fn scoped_api<K>(client: Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    }
+}
+
+/// Runs the ImageStream controller until `shutdown` resolves. With `namespace`, only streams and pull
+/// secrets of that namespace are watched (Images are cluster-scoped and always watched whole).
+pub async fn run_controllers(
+    client: Client,
+    registry: RegistryClient,
+    config: ControllerConfig,
+    namespace: Option<String>,
+    instance: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let images = spawn_reflector(
+        Api::<Image>::all(client.clone()),
+        watcher::Config::default(),
+        "images",
+    );
+    let secrets = [
+        PullSecretFormat::DockerConfigJson,
+        PullSecretFormat::DockerCfg,
+    ]
+    .into_iter()
+    .map(|format| {
+        let selector = format!("type={}", format.secret_type());
+        spawn_reflector(
+            scoped_api::<Secret>(client.clone(), namespace.as_deref()),
+            watcher::Config::default().fields(&selector),
+            "pull-secrets",
+        )
+    })
+    .collect::<Vec<_>>();
+    for store in &secrets {
+        let _ = store.wait_until_ready().await;
+    }
+    let _ = images.wait_until_ready().await;
+
+    let streams_api =
+        scoped_api::<DeserializeGuard<ImageStream>>(client.clone(), namespace.as_deref());
+    let controller = Controller::new(streams_api, watcher::Config::default());
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: super::FIELD_MANAGER.into(),
+            instance,
+        },
+    );
+    let ctx = Arc::new(Context {
+        client,
+        registry,
+        config,
+        images,
+        streams: controller.store(),
+        secrets,
+        recorder,
+        memory: Mutex::new(HashMap::new()),
+        heads: Mutex::new(HashMap::new()),
+        list_children: Mutex::new(HashMap::new()),
+        failures: Mutex::new(HashMap::new()),
+        pull_secrets: Mutex::new(HashMap::new()),
+    });
+    tracing::info!("image stream controller started");
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "reconcile round ended with an error");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,686 @@
+//! Imports against the real kube-apiserver and the real distribution registry: each test runs the
+//! operator in-process, scoped to its own namespace, pushes images from the test, and asserts on the
+//! stored ImageStream, the Image objects and the registry's request log.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use imagestream_operator::api::image_stream::{
+    ImageStreamSpec, TagImportPolicy, TagReference, TagSource,
+};
+use imagestream_operator::api::{Image, ImageStream};
+use imagestream_operator::controller::ControllerConfig;
+use imagestream_operator::domain::image_name::image_name_for_digest;
+use imagestream_operator::domain::platform::Platform;
+use imagestream_operator::registry::{RegistryClient, RegistryClientConfig};
+use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat, TestIndex};
+use imagestream_operator::testenv::{Registry, RegistryOptions, RegistryRequest, TestEnv};
+use kube::api::{PostParams, WatchEvent, WatchParams};
+use kube::{Api, Client};
+use tokio::sync::oneshot;
+
+/// The operator, running until dropped.
+struct Operator {
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn config(interval: Duration) -> ControllerConfig {
+    ControllerConfig {
+        import_interval: interval,
+        max_tag_history: 10,
+        default_platform: Platform::linux_amd64(),
+        internal_registry_host: None,
+        public_registry_host: None,
+    }
+}
+
+async fn start_operator(client: Client, namespace: &str, config: ControllerConfig) -> Operator {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let registry = RegistryClient::new(RegistryClientConfig::default()).expect("registry client");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let namespace = namespace.to_owned();
+    tokio::spawn(imagestream_operator::controller::run::run_controllers(
+        client,
+        registry,
+        config,
+        Some(namespace),
+        Some("test".into()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Operator { stop: Some(stop) }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}/r{:08x}", rand::random::<u32>())
+}
+
+fn docker_tag(name: &str, from: &str, scheduled: bool) -> TagReference {
+    TagReference {
+        name: name.into(),
+        from: Some(TagSource {
+            kind: Some("DockerImage".into()),
+            name: Some(from.into()),
+            ..TagSource::default()
+        }),
+        // The test registries serve plain HTTP, which a tag must allow explicitly.
+        import_policy: Some(TagImportPolicy {
+            scheduled: Some(scheduled),
+            insecure: Some(true),
+            ..TagImportPolicy::default()
+        }),
+        ..TagReference::default()
+    }
+}
+
+async fn create_stream(api: &Api<ImageStream>, name: &str, tags: Vec<TagReference>) -> ImageStream {
+    let stream = ImageStream::new(
+        name,
+        ImageStreamSpec {
+            tags,
+            ..ImageStreamSpec::default()
+        },
+    );
+    api.create(&PostParams::default(), &stream).await.unwrap()
+}
+
+/// Polls the stream until `done` holds; panics with the last state after a generous timeout.
+async fn wait_for(
+    api: &Api<ImageStream>,
+    name: &str,
+    what: &str,
+    done: impl Fn(&ImageStream) -> bool,
+) -> ImageStream {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let stream = api.get(name).await.unwrap();
+        if done(&stream) {
+            return stream;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; stream status: {}",
+            serde_json::to_string_pretty(&stream.status).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn current_image(stream: &ImageStream, tag: &str) -> Option<String> {
+    stream
+        .status
+        .as_ref()?
+        .tag(tag)?
+        .items
+        .first()
+        .map(|e| e.image.clone())
+}
+
+fn history(stream: &ImageStream, tag: &str) -> Vec<String> {
+    stream
+        .status
+        .as_ref()
+        .and_then(|s| s.tag(tag))
+        .map(|t| t.items.iter().map(|e| e.image.clone()).collect())
+        .unwrap_or_default()
+}
+
+fn condition_reason(stream: &ImageStream, tag: &str) -> Option<String> {
+    stream
+        .status
+        .as_ref()?
+        .tag(tag)?
+        .conditions
+        .first()?
+        .reason
+        .clone()
+}
+
+fn requests_since(registry: &Registry, repository: &str, mark: usize) -> Vec<RegistryRequest> {
+    registry
+        .requests_for(repository)
+        .into_iter()
+        .skip(mark)
+        .collect()
+}
+
+/// Counts the modifications of `name` after `resource_version`, over `window`.
+async fn modifications_after(
+    api: &Api<ImageStream>,
+    name: &str,
+    resource_version: &str,
+    window: Duration,
+) -> usize {
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(window.as_secs().max(1) as u32);
+    let mut stream = api.watch(&params, resource_version).await.unwrap().boxed();
+    let mut count = 0;
+    let deadline = tokio::time::sleep(window);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => break,
+            event = stream.next() => match event {
+                Some(Ok(WatchEvent::Modified(_))) => count += 1,
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+    }
+    count
+}
+
+#[tokio::test]
+async fn a_first_import_records_the_digest_in_the_users_spelling_and_creates_the_image() {
+    let env = TestEnv::global().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let repository = unique("first");
+    let pushed = ImagePusher::for_registry(registry)
+        .push_random(&repository, "v1", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let _operator = start_operator(client.clone(), &ns, config(Duration::from_secs(900))).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:v1", registry.host());
+    create_stream(&api, "app", vec![docker_tag("v1", &from, false)]).await;
+
+    let stream = wait_for(&api, "app", "the first import", |s| {
+        current_image(s, "v1").is_some()
+    })
+    .await;
+    let event = &stream.status.as_ref().unwrap().tag("v1").unwrap().items[0];
+    assert_eq!(event.image, pushed.digest);
+    assert_eq!(
+        event.docker_image_reference,
+        format!("{}/{repository}@{}", registry.host(), pushed.digest)
+    );
+    assert_eq!(event.generation, stream.metadata.generation.unwrap());
+
+    let image = Api::<Image>::all(client)
+        .get(&image_name_for_digest(&pushed.digest).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        image.docker_image_manifest_media_type.as_deref(),
+        Some(pushed.media_type.as_str())
+    );
+    let layers: Vec<&str> = image
+        .docker_image_layers
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    let pushed_layers: Vec<&str> = pushed.layers.iter().map(|l| l.digest.as_str()).collect();
+    assert_eq!(layers, pushed_layers);
+    let metadata = image.docker_image_metadata.unwrap();
+    let expected_size =
+        (pushed.config.len() as u64 + pushed.layers.iter().map(|l| l.size).sum::<u64>()) as i64;
+    assert_eq!(metadata.size, Some(expected_size));
+    assert_eq!(metadata.architecture.as_deref(), Some("amd64"));
+}
+
+#[tokio::test]
+async fn idle_scheduled_cycles_send_only_heads_and_write_nothing_and_a_move_costs_one_head_two_gets_one_write()
+ {
+    let env = TestEnv::global().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let repository = unique("idle");
+    let pusher = ImagePusher::for_registry(registry);
+    let a = pusher
+        .push_random(&repository, "latest", ManifestFormat::Docker)
+        .await
+        .unwrap();
+    let _operator = start_operator(client.clone(), &ns, config(Duration::from_secs(1))).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:latest", registry.host());
+    create_stream(&api, "app", vec![docker_tag("latest", &from, true)]).await;
+    let settled = wait_for(&api, "app", "the first import", |s| {
+        current_image(s, "latest") == Some(a.digest.clone())
+    })
+    .await;
+
+    // Several idle cycles: HEADs only, and the stream is not written.
+    let mark = registry.requests_for(&repository).len();
+    let version = settled.metadata.resource_version.clone().unwrap();
+    let writes = modifications_after(&api, "app", &version, Duration::from_secs(4)).await;
+    assert_eq!(writes, 0, "an idle cycle wrote the stream");
+    assert_eq!(
+        api.get("app")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version
+            .unwrap(),
+        version
+    );
+    let idle = requests_since(registry, &repository, mark);
+    assert!(
+        idle.len() >= 2,
+        "expected at least two scheduled checks in 4s: {idle:?}"
+    );
+    assert!(
+        idle.iter().all(|r| r.method == "HEAD"),
+        "an idle cycle sent more than HEADs: {idle:?}"
+    );
+
+    // The tag moves: one manifest GET and one config GET, and one write of the stream.
+    let mark = registry.requests_for(&repository).len();
+    let b = pusher
+        .push_random(&repository, "latest", ManifestFormat::Docker)
+        .await
+        .unwrap();
+    let push_requests = registry.requests_for(&repository).len() - mark;
+    let moved = wait_for(&api, "app", "the move", |s| {
+        current_image(s, "latest") == Some(b.digest.clone())
+    })
+    .await;
+    assert_eq!(
+        history(&moved, "latest"),
+        [b.digest.clone(), a.digest.clone()]
+    );
+    let writes = modifications_after(&api, "app", &version, Duration::from_secs(3)).await;
+    assert_eq!(writes, 1, "a move should cost exactly one status write");
+    let after: Vec<RegistryRequest> = requests_since(registry, &repository, mark + push_requests)
+        .into_iter()
+        .filter(|r| r.user_agent.contains("imagestream-operator"))
+        .collect();
+    let gets: Vec<&RegistryRequest> = after.iter().filter(|r| r.method == "GET").collect();
+    assert_eq!(
+        gets.len(),
+        2,
+        "expected one manifest GET and one config GET: {after:?}"
+    );
+    assert!(
+        gets.iter()
+            .any(|r| r.path.ends_with(&format!("/manifests/{}", b.digest))),
+        "{gets:?}"
+    );
+    assert!(gets.iter().any(|r| r.path.contains("/blobs/")), "{gets:?}");
+    assert!(
+        after
+            .iter()
+            .all(|r| r.method == "HEAD" || r.method == "GET"),
+        "{after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_tag_moving_a_to_b_to_a_keeps_three_history_entries() {
+    let env = TestEnv::global().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let repository = unique("aba");
+    let pusher = ImagePusher::for_registry(registry);
+    let a = pusher
+        .push_random(&repository, "latest", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let _operator = start_operator(client.clone(), &ns, config(Duration::from_secs(1))).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:latest", registry.host());
+    create_stream(&api, "app", vec![docker_tag("latest", &from, true)]).await;
+    wait_for(&api, "app", "A", |s| {
+        current_image(s, "latest") == Some(a.digest.clone())
+    })
+    .await;
+    let b = pusher
+        .push_random(&repository, "latest", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    wait_for(&api, "app", "B", |s| {
+        current_image(s, "latest") == Some(b.digest.clone())
+    })
+    .await;
+    pusher
+        .put_manifest(&repository, "latest", &a.media_type, &a.manifest)
+        .await
+        .unwrap();
+    let stream = wait_for(&api, "app", "A again", |s| history(s, "latest").len() == 3).await;
+    assert_eq!(
+        history(&stream, "latest"),
+        [a.digest.clone(), b.digest.clone(), a.digest.clone()]
+    );
+}
+
+#[tokio::test]
+async fn many_streams_tracking_one_tag_cost_one_head_per_cycle() {
+    let env = TestEnv::global().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let repository = unique("shared");
+    let pushed = ImagePusher::for_registry(registry)
+        .push_random(&repository, "latest", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let interval = Duration::from_secs(3);
+    let _operator = start_operator(client.clone(), &ns, config(interval)).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:latest", registry.host());
+    let streams = 5;
+    for i in 0..streams {
+        create_stream(
+            &api,
+            &format!("app{i}"),
+            vec![docker_tag("latest", &from, true)],
+        )
+        .await;
+    }
+    for i in 0..streams {
+        wait_for(&api, &format!("app{i}"), "every stream imported", |s| {
+            current_image(s, "latest") == Some(pushed.digest.clone())
+        })
+        .await;
+    }
+    let mark = registry.requests_for(&repository).len();
+    let window = Duration::from_secs(9);
+    tokio::time::sleep(window).await;
+    let heads = requests_since(registry, &repository, mark)
+        .into_iter()
+        .filter(|r| r.method == "HEAD")
+        .count();
+    // Three intervals fit in the window; per-stream polling would have sent about fifteen HEADs.
+    let cycles = (window.as_secs() / interval.as_secs()) as usize;
+    assert!(heads >= 1, "no scheduled check happened");
+    assert!(
+        heads <= cycles + 1,
+        "{heads} HEADs for {streams} streams over {cycles} cycles"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_registry_sets_one_condition_keeps_history_and_recovery_clears_it() {
+    let env = TestEnv::global().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let mut own = env
+        .start_registry("flaky", &RegistryOptions::default())
+        .await
+        .unwrap();
+    let repository = unique("flaky");
+    let pushed = ImagePusher::for_registry(&own)
+        .push_random(&repository, "latest", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let _operator = start_operator(client.clone(), &ns, config(Duration::from_secs(1))).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:latest", own.host());
+    create_stream(&api, "app", vec![docker_tag("latest", &from, true)]).await;
+    wait_for(&api, "app", "the first import", |s| {
+        current_image(s, "latest").is_some()
+    })
+    .await;
+
+    own.stop();
+    let failed = wait_for(&api, "app", "the failure condition", |s| {
+        condition_reason(s, "latest").is_some()
+    })
+    .await;
+    assert_eq!(history(&failed, "latest"), vec![pushed.digest.clone()]);
+    let conditions = &failed
+        .status
+        .as_ref()
+        .unwrap()
+        .tag("latest")
+        .unwrap()
+        .conditions;
+    assert_eq!(conditions.len(), 1);
+    assert_eq!(conditions[0].type_, "ImportSuccess");
+    assert_eq!(conditions[0].status, "False");
+    // The same failure again writes nothing.
+    let version = failed.metadata.resource_version.clone().unwrap();
+    assert_eq!(
+        modifications_after(&api, "app", &version, Duration::from_secs(3)).await,
+        0
+    );
+
+    own.restart().await.unwrap();
+    let recovered = wait_for(&api, "app", "recovery", |s| {
+        condition_reason(s, "latest").is_none()
+    })
+    .await;
+    assert_eq!(history(&recovered, "latest"), vec![pushed.digest.clone()]);
+}
+
+#[tokio::test]
+async fn a_missing_tag_is_not_found_and_a_protected_registry_is_unauthorized() {
+    let env = TestEnv::global().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    imagestream_operator::testenv::write_htpasswd(&htpasswd, &[("alice", "secret")]).unwrap();
+    let protected = env
+        .start_registry(
+            "basic",
+            &RegistryOptions {
+                htpasswd: Some(htpasswd),
+                ..RegistryOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let _operator = start_operator(client.clone(), &ns, config(Duration::from_secs(900))).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let missing = format!("{}/{}:nope", env.registry().host(), unique("missing"));
+    let locked = format!("{}/{}:v1", protected.host(), unique("locked"));
+    create_stream(
+        &api,
+        "app",
+        vec![
+            docker_tag("missing", &missing, false),
+            docker_tag("locked", &locked, false),
+        ],
+    )
+    .await;
+    let stream = wait_for(&api, "app", "both failures", |s| {
+        condition_reason(s, "missing").is_some() && condition_reason(s, "locked").is_some()
+    })
+    .await;
+    assert_eq!(
+        condition_reason(&stream, "missing").as_deref(),
+        Some("NotFound")
+    );
+    assert_eq!(
+        condition_reason(&stream, "locked").as_deref(),
+        Some("Unauthorized")
+    );
+    let message = stream
+        .status
+        .as_ref()
+        .unwrap()
+        .tag("locked")
+        .unwrap()
+        .conditions[0]
+        .message
+        .clone()
+        .unwrap();
+    assert!(!message.contains("secret"), "{message}");
+}
+
+#[tokio::test]
+async fn a_same_stream_alias_follows_its_source_in_the_same_write() {
+    let env = TestEnv::global().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let repository = unique("alias");
+    let pusher = ImagePusher::for_registry(registry);
+    let a = pusher
+        .push_random(&repository, "latest", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let _operator = start_operator(client.clone(), &ns, config(Duration::from_secs(1))).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:latest", registry.host());
+    let mut alias = docker_tag("stable", "latest", false);
+    alias.from.as_mut().unwrap().kind = Some("ImageStreamTag".into());
+    alias.import_policy = None;
+    create_stream(&api, "app", vec![docker_tag("latest", &from, true), alias]).await;
+    let first = wait_for(&api, "app", "alias", |s| {
+        current_image(s, "stable") == Some(a.digest.clone())
+    })
+    .await;
+    let b = pusher
+        .push_random(&repository, "latest", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let version = first.metadata.resource_version.clone().unwrap();
+    let moved = wait_for(&api, "app", "the move", |s| {
+        current_image(s, "latest") == Some(b.digest.clone())
+    })
+    .await;
+    // Both tags moved in the one write that recorded the move.
+    assert_eq!(current_image(&moved, "stable"), Some(b.digest.clone()));
+    assert_eq!(
+        modifications_after(&api, "app", &version, Duration::from_secs(2)).await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn legacy_mode_picks_the_configured_platform_and_preserve_original_records_the_index() {
+    let env = TestEnv::global().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let repository = unique("multi");
+    let index = ImagePusher::for_registry(registry)
+        .push_random_index(
+            &repository,
+            "v1",
+            ManifestFormat::Oci,
+            &TestIndex::common_platforms(),
+        )
+        .await
+        .unwrap();
+    let mut cfg = config(Duration::from_secs(900));
+    cfg.default_platform = "linux/arm64".parse().unwrap();
+    let _operator = start_operator(client.clone(), &ns, cfg).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:v1", registry.host());
+    let mut preserve = docker_tag("whole", &from, false);
+    preserve.import_policy.as_mut().unwrap().import_mode = Some("PreserveOriginal".into());
+    let mut s390x = docker_tag("s390x", &from, false);
+    s390x.annotations.insert(
+        "importer.image.openshift.io/prefer-arch".into(),
+        "s390x".into(),
+    );
+    create_stream(
+        &api,
+        "app",
+        vec![docker_tag("legacy", &from, false), preserve, s390x],
+    )
+    .await;
+    let stream = wait_for(&api, "app", "three imports", |s| {
+        ["legacy", "whole", "s390x"]
+            .iter()
+            .all(|t| current_image(s, t).is_some())
+    })
+    .await;
+    let child = |arch: &str| {
+        index
+            .children
+            .iter()
+            .find(|c| c.platform.architecture == arch)
+            .unwrap()
+            .digest
+            .clone()
+    };
+    assert_eq!(current_image(&stream, "legacy"), Some(child("arm64")));
+    assert_eq!(current_image(&stream, "s390x"), Some(child("s390x")));
+    assert_eq!(current_image(&stream, "whole"), Some(index.digest.clone()));
+    let images = Api::<Image>::all(client);
+    let index_image = images
+        .get(&image_name_for_digest(&index.digest).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(index_image.docker_image_manifests.len(), 3);
+    for c in &index.children {
+        images
+            .get(&image_name_for_digest(&c.digest).unwrap())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn history_is_capped_and_reference_tags_record_the_literal_reference() {
+    let env = TestEnv::global().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let repository = unique("cap");
+    let pusher = ImagePusher::for_registry(registry);
+    let mut cfg = config(Duration::from_secs(1));
+    cfg.max_tag_history = 2;
+    let first = pusher
+        .push_random(&repository, "latest", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let _operator = start_operator(client.clone(), &ns, cfg).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:latest", registry.host());
+    let mut literal = docker_tag("upstream", "docker.io/library/nginx:1.25", false);
+    literal.reference = Some(true);
+    create_stream(
+        &api,
+        "app",
+        vec![docker_tag("latest", &from, true), literal],
+    )
+    .await;
+    let mut last = first.digest.clone();
+    wait_for(&api, "app", "first", |s| {
+        current_image(s, "latest") == Some(last.clone())
+    })
+    .await;
+    for _ in 0..3 {
+        last = pusher
+            .push_random(&repository, "latest", ManifestFormat::Oci)
+            .await
+            .unwrap()
+            .digest;
+        wait_for(&api, "app", "a move", |s| {
+            current_image(s, "latest") == Some(last.clone())
+        })
+        .await;
+    }
+    let stream = api.get("app").await.unwrap();
+    assert_eq!(history(&stream, "latest").len(), 2);
+    let upstream = &stream
+        .status
+        .as_ref()
+        .unwrap()
+        .tag("upstream")
+        .unwrap()
+        .items[0];
+    assert_eq!(
+        upstream.docker_image_reference,
+        "docker.io/library/nginx:1.25"
+    );
+    assert_eq!(upstream.image, "");
+    // No registry was asked about the reference tag.
+    assert!(
+        env.registry()
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains("nginx"))
+    );
+}
