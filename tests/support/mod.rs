@@ -1,0 +1,196 @@
+//! Shared pieces of the integration tests that run the operator: starting it in-process scoped to
+//! a test's namespace, creating streams, and waiting for and reading their status.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use imagestream_operator::api::ImageStream;
+use imagestream_operator::api::image_stream::{
+    ImageStreamSpec, TagImportPolicy, TagReference, TagSource,
+};
+use imagestream_operator::controller::ControllerConfig;
+use imagestream_operator::domain::platform::Platform;
+use imagestream_operator::registry::{RegistryClient, RegistryClientConfig};
+use imagestream_operator::testenv::{Registry, RegistryRequest};
+use kube::api::{PostParams, WatchEvent, WatchParams};
+use kube::{Api, Client};
+use tokio::sync::oneshot;
+
+/// The operator, running until dropped.
+pub struct Operator {
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn config(interval: Duration) -> ControllerConfig {
+    ControllerConfig {
+        import_interval: interval,
+        max_tag_history: 10,
+        default_platform: Platform::linux_amd64(),
+        internal_registry_host: None,
+        public_registry_host: None,
+    }
+}
+
+pub async fn start_operator(client: Client, namespace: &str, config: ControllerConfig) -> Operator {
+    start_operator_with(client, namespace, config, RegistryClientConfig::default()).await
+}
+
+/// Starts the operator with a registry client of its own settings (extra CA, timeouts).
+pub async fn start_operator_with(
+    client: Client,
+    namespace: &str,
+    config: ControllerConfig,
+    registry: RegistryClientConfig,
+) -> Operator {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let registry = RegistryClient::new(registry).expect("registry client");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let namespace = namespace.to_owned();
+    tokio::spawn(imagestream_operator::controller::run::run_controllers(
+        client,
+        registry,
+        config,
+        Some(namespace),
+        Some("test".into()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Operator { stop: Some(stop) }
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}/r{:08x}", rand::random::<u32>())
+}
+
+pub fn docker_tag(name: &str, from: &str, scheduled: bool) -> TagReference {
+    TagReference {
+        name: name.into(),
+        from: Some(TagSource {
+            kind: Some("DockerImage".into()),
+            name: Some(from.into()),
+            ..TagSource::default()
+        }),
+        // The test registries serve plain HTTP, which a tag must allow explicitly.
+        import_policy: Some(TagImportPolicy {
+            scheduled: Some(scheduled),
+            insecure: Some(true),
+            ..TagImportPolicy::default()
+        }),
+        ..TagReference::default()
+    }
+}
+
+pub async fn create_stream(
+    api: &Api<ImageStream>,
+    name: &str,
+    tags: Vec<TagReference>,
+) -> ImageStream {
+    let stream = ImageStream::new(
+        name,
+        ImageStreamSpec {
+            tags,
+            ..ImageStreamSpec::default()
+        },
+    );
+    api.create(&PostParams::default(), &stream).await.unwrap()
+}
+
+/// Polls the stream until `done` holds; panics with the last state after a generous timeout.
+pub async fn wait_for(
+    api: &Api<ImageStream>,
+    name: &str,
+    what: &str,
+    done: impl Fn(&ImageStream) -> bool,
+) -> ImageStream {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let stream = api.get(name).await.unwrap();
+        if done(&stream) {
+            return stream;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; stream status: {}",
+            serde_json::to_string_pretty(&stream.status).unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn current_image(stream: &ImageStream, tag: &str) -> Option<String> {
+    stream
+        .status
+        .as_ref()?
+        .tag(tag)?
+        .items
+        .first()
+        .map(|e| e.image.clone())
+}
+
+pub fn history(stream: &ImageStream, tag: &str) -> Vec<String> {
+    stream
+        .status
+        .as_ref()
+        .and_then(|s| s.tag(tag))
+        .map(|t| t.items.iter().map(|e| e.image.clone()).collect())
+        .unwrap_or_default()
+}
+
+pub fn condition_reason(stream: &ImageStream, tag: &str) -> Option<String> {
+    stream
+        .status
+        .as_ref()?
+        .tag(tag)?
+        .conditions
+        .first()?
+        .reason
+        .clone()
+}
+
+pub fn requests_since(registry: &Registry, repository: &str, mark: usize) -> Vec<RegistryRequest> {
+    registry
+        .requests_for(repository)
+        .into_iter()
+        .skip(mark)
+        .collect()
+}
+
+/// Counts the modifications of `name` after `resource_version`, over `window`.
+pub async fn modifications_after(
+    api: &Api<ImageStream>,
+    name: &str,
+    resource_version: &str,
+    window: Duration,
+) -> usize {
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(window.as_secs().max(1) as u32);
+    let mut stream = api.watch(&params, resource_version).await.unwrap().boxed();
+    let mut count = 0;
+    let deadline = tokio::time::sleep(window);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => break,
+            event = stream.next() => match event {
+                Some(Ok(WatchEvent::Modified(_))) => count += 1,
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+    }
+    count
+}
