@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// one with `importer.image.openshift.io/prefer-os`/`prefer-arch`.
     #[arg(long, env = "IMPORT_PLATFORM", default_value = "linux/amd64")]
     pub platform: Platform,
+    /// How long an Image must be unreferenced by every image stream (and at least this old) before
+    /// it is deleted. `0s` keeps every Image.
+    #[arg(long, env = "IMAGE_GC_GRACE", default_value = "1h", value_parser = parse_duration)]
+    pub image_gc_grace: Duration,
     /// Host name of the cluster's internal registry, for `status.dockerImageRepository` and for
     /// `referencePolicy: Local` (none by default).
     #[arg(long, env = "INTERNAL_REGISTRY_HOSTNAME")]
@@ -175,6 +179,7 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
         default_platform: args.platform,
         internal_registry_host: args.internal_registry_hostname,
         public_registry_host: args.public_registry_hostname,
+        image_gc_grace: Some(args.image_gc_grace).filter(|grace| !grace.is_zero()),
     };
     let instance = std::env::var("POD_NAME").ok();
     crate::controller::run::run_controllers(

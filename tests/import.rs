@@ -514,3 +514,68 @@ async fn history_is_capped_and_reference_tags_record_the_literal_reference() {
             .all(|r| !r.path.contains("nginx"))
     );
 }
+
+#[tokio::test]
+async fn images_no_stream_references_are_deleted_after_the_grace_period() {
+    let env = TestEnv::global().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let repository = unique("gc");
+    let pusher = ImagePusher::for_registry(registry);
+    let keep = pusher
+        .push_random(&repository, "keep", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let dropped = pusher
+        .push_random(&repository, "drop", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let mut cfg = config(Duration::from_secs(900));
+    cfg.image_gc_grace = Some(Duration::from_secs(2));
+    let _operator = start_operator(client.clone(), &ns, cfg).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let host = registry.host();
+    create_stream(
+        &api,
+        "app",
+        vec![
+            docker_tag("keep", &format!("{host}/{repository}:keep"), false),
+            docker_tag("drop", &format!("{host}/{repository}:drop"), false),
+        ],
+    )
+    .await;
+    wait_for(&api, "app", "both imports", |s| {
+        current_image(s, "keep").is_some() && current_image(s, "drop").is_some()
+    })
+    .await;
+    let images = Api::<Image>::all(client.clone());
+    let dropped_name = image_name_for_digest(&dropped.digest).unwrap();
+    let keep_name = image_name_for_digest(&keep.digest).unwrap();
+    assert!(images.get_opt(&dropped_name).await.unwrap().is_some());
+
+    // Remove the tag: its history goes, and with it the last reference to its image.
+    let patch = serde_json::json!({"spec": {"tags": [
+        {"name": "keep", "from": {"kind": "DockerImage", "name": format!("{host}/{repository}:keep")},
+         "importPolicy": {"insecure": true}}
+    ]}});
+    api.patch(
+        "app",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while images.get_opt(&dropped_name).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the unreferenced Image was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        images.get_opt(&keep_name).await.unwrap().is_some(),
+        "a referenced Image was deleted"
+    );
+}

@@ -31,6 +31,9 @@ pub struct ControllerConfig {
     pub internal_registry_host: Option<String>,
     /// Public registry host name for `status.publicDockerImageRepository`.
     pub public_registry_host: Option<String>,
+    /// How long an Image must be unreferenced (and old) before it is deleted; `None` keeps every
+    /// Image.
+    pub image_gc_grace: Option<Duration>,
 }
 
 /// Per-stream memory that does not belong in the API: it is cheap to lose on restart.

@@ -3,10 +3,12 @@
 //! registry.
 //!
 //! - [`image_stream`]: imports tags, records history and conditions, creates Images.
+//! - [`image_gc`]: deletes Images no stream references any more, after a grace period.
 //! - [`importer`]: one tag's import: registry HEAD, manifest and config GETs, Image objects.
 //! - [`context`]: the shared [`Context`](context::Context) with its caches and per-stream memory.
 
 pub mod context;
+pub mod image_gc;
 pub mod image_object;
 pub mod image_stream;
 pub mod importer;

@@ -90,6 +90,33 @@ pub async fn run_controllers(
     }
     let _ = images.wait_until_ready().await;
 
+    // One shutdown signal, fanned out to the controller and the collector.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    if let Some(grace) = config.image_gc_grace {
+        // The collector reads every stream of the cluster, also when imports are scoped to one
+        // namespace: an Image may be referenced from anywhere.
+        let all_streams = spawn_reflector(
+            Api::<DeserializeGuard<ImageStream>>::all(client.clone()),
+            watcher::Config::default(),
+            "image-streams-for-gc",
+        );
+        tokio::spawn(super::image_gc::run_image_gc(
+            client.clone(),
+            images.clone(),
+            all_streams,
+            grace,
+            stopped(stop_rx.clone()),
+        ));
+    }
+
     let streams_api =
         scoped_api::<DeserializeGuard<ImageStream>>(client.clone(), namespace.as_deref());
     let controller = Controller::new(streams_api, watcher::Config::default());
@@ -116,7 +143,7 @@ pub async fn run_controllers(
     });
     tracing::info!("image stream controller started");
     controller
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(stopped(stop_rx))
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(err) = result {

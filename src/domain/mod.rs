@@ -3,6 +3,7 @@
 
 pub mod credential;
 pub mod history;
+pub mod image_gc;
 pub mod image_name;
 pub mod keyring;
 pub mod platform;

@@ -37,6 +37,7 @@ pub fn config(interval: Duration) -> ControllerConfig {
         default_platform: Platform::linux_amd64(),
         internal_registry_host: None,
         public_registry_host: None,
+        image_gc_grace: None,
     }
 }
 
@@ -193,4 +194,31 @@ pub async fn modifications_after(
         }
     }
     count
+}
+
+/// Starts the operator scoped to `namespace` with a registry client made by the caller. Operators
+/// given clones of one client share its connections, challenges and token cache, as the namespaces
+/// served by one operator do: the way to test that tenants never borrow each other's credentials.
+pub async fn start_operator_sharing(
+    client: Client,
+    namespace: &str,
+    config: ControllerConfig,
+    registry: RegistryClient,
+) -> Operator {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(imagestream_operator::controller::run::run_controllers(
+        client,
+        registry,
+        config,
+        Some(namespace.to_owned()),
+        Some("test".into()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Operator { stop: Some(stop) }
 }
