@@ -246,3 +246,57 @@ fn write_crd_files(dir: &std::path::Path) -> Result<(), CliError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_flags_parse_humane_durations_and_platforms() {
+        let cli = Cli::try_parse_from([
+            "imagestream-operator",
+            "run",
+            "--import-interval",
+            "2s",
+            "--max-tag-history",
+            "0",
+            "--platform",
+            "linux/arm64/v8",
+            "--image-gc-grace",
+            "0s",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.import_interval, Duration::from_secs(2));
+        assert_eq!(args.max_tag_history, 0);
+        assert_eq!(args.platform.variant.as_deref(), Some("v8"));
+        assert!(args.image_gc_grace.is_zero());
+    }
+
+    #[test]
+    fn run_defaults_follow_openshift_where_it_has_one() {
+        let cli = Cli::try_parse_from(["imagestream-operator", "run"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.import_interval, Duration::from_secs(15 * 60));
+        assert_eq!(args.max_tag_history, 10);
+        assert_eq!(args.platform.to_string(), "linux/amd64");
+    }
+
+    #[test]
+    fn a_bad_duration_is_refused_with_an_example() {
+        let err = Cli::try_parse_from(["imagestream-operator", "run", "--import-interval", "soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("15m"), "{err}");
+    }
+}
