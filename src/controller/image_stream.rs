@@ -26,7 +26,7 @@ use crate::api::ImageStream;
 use crate::api::image_stream::TagEvent;
 use crate::domain::history::ImportFailure;
 use crate::domain::reference::ImageReference;
-use crate::domain::schedule::{ImportInputs, import_cause, schedule_phase};
+use crate::domain::schedule::{ImportCause, ImportInputs, import_cause, schedule_phase};
 use crate::domain::stream_status::{
     StatusSettings, StreamIdentity, TagChange, TagOutcome, next_status, status_differs,
 };
@@ -102,7 +102,7 @@ pub async fn reconcile(
         .get(IMPORT_REQUESTED_ANNOTATION)
         .cloned();
     let uid = stream.uid().unwrap_or_else(|| key.clone());
-    let (schedule_due, requested, retry_due) = ctx.with_memory(&key, |memory| {
+    let (scheduled_at, requested, retry_due) = ctx.with_memory(&key, |memory| {
         let next = *memory
             .next_scheduled_check
             .get_or_insert_with(|| now + schedule_phase(&uid, interval));
@@ -113,8 +113,9 @@ pub async fn reconcile(
             .map(|(tag, _)| tag.clone())
             .collect();
         let requested = request.is_some() && memory.served_request != request;
-        (now >= next, requested, retry_due)
+        (next, requested, retry_due)
     });
+    let schedule_due = now >= scheduled_at;
 
     // Plan and apply, tag by tag.
     let created = now_time();
@@ -225,6 +226,13 @@ pub async fn reconcile(
                 cause,
                 generation,
                 created: created.clone(),
+                // A scheduled check is dated at its slot, so answers shared between streams age
+                // by the schedule, not by how late each reconcile ran.
+                asked_at: if cause == ImportCause::Scheduled {
+                    scheduled_at
+                } else {
+                    now
+                },
             };
             match importer::import_tag(&ctx, &keyring, &import).await {
                 Ok(imported) => {

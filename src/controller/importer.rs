@@ -23,7 +23,7 @@ use crate::domain::platform::{
     PREFER_ARCH_ANNOTATION, PREFER_OS_ANNOTATION, Platform, choose_child,
 };
 use crate::domain::reference::ImageReference;
-use crate::domain::schedule::ImportCause;
+use crate::domain::schedule::{ImportCause, shared_answer_is_fresh};
 use crate::registry::manifest::{ManifestError, ParsedManifest, parse_image_config};
 use crate::registry::{Access, ManifestHead, ManifestTarget, RegistryError};
 
@@ -112,6 +112,9 @@ pub struct TagImport<'a> {
     pub generation: i64,
     /// The time recorded as `created` on a new event.
     pub created: Time,
+    /// When this check is due: its schedule slot for a scheduled check, else now. A shared registry
+    /// answer is reused when it was asked for less than one import interval before this.
+    pub asked_at: Instant,
 }
 
 /// The result of a successful import.
@@ -136,7 +139,7 @@ pub async fn import_tag(
         repository: reference.repository().to_owned(),
         reference: reference.manifest_reference().to_owned(),
     };
-    let head = head(ctx, &target, &access, job.cause).await?;
+    let head = head(ctx, &target, &access, job.cause, job.asked_at).await?;
     let preserve = job.tag.import_mode() == IMPORT_MODE_PRESERVE_ORIGINAL;
     let is_index = head
         .media_type
@@ -164,14 +167,15 @@ pub async fn import_tag(
     })
 }
 
-/// The HEAD of the tag's manifest. Scheduled checks reuse an answer younger than the import
-/// interval for the same key, so streams tracking one tag cost one HEAD per interval; everything
+/// The HEAD of the tag's manifest. Scheduled checks reuse an answer asked for less than one import
+/// interval before them for the same key, so streams tracking one tag cost one HEAD per interval; everything
 /// else asks afresh. Concurrent askers of one key wait for the first.
 async fn head(
     ctx: &Context,
     target: &ManifestTarget,
     access: &Access,
     cause: ImportCause,
+    asked_at: Instant,
 ) -> Result<ManifestHead, RegistryError> {
     let key = HeadKey {
         host: target.host.clone(),
@@ -184,13 +188,16 @@ async fn head(
     let mut cached = slot.lock().await;
     if cause.may_use_recent_answer()
         && let Some((at, head)) = cached.as_ref()
-        && at.elapsed() < ctx.config.import_interval
+        && shared_answer_is_fresh(
+            at.into_std(),
+            asked_at.into_std(),
+            ctx.config.import_interval,
+        )
     {
         return Ok(head.clone());
     }
-    let started = Instant::now();
     let head = ctx.registry.head_manifest(target, access).await?;
-    *cached = Some((started, head.clone()));
+    *cached = Some((asked_at, head.clone()));
     Ok(head)
 }
 

@@ -2,7 +2,7 @@
 //! failure, and — for scheduled tags — once per import interval, with each stream's checks placed at
 //! its own fixed phase of the interval so that many streams do not poll in the same second.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -83,6 +83,14 @@ pub fn import_cause(inputs: &ImportInputs<'_>) -> Option<ImportCause> {
         return Some(ImportCause::Scheduled);
     }
     None
+}
+
+/// Whether a registry answer asked for at `answered_for` may serve a scheduled check due at
+/// `due`: only if it was asked for less than one interval before. Both instants are schedule slots
+/// (not when the work happened to run), so a stream alone on its tag asks the registry exactly once
+/// per interval, and streams sharing a tag share that one answer.
+pub fn shared_answer_is_fresh(answered_for: Instant, due: Instant, interval: Duration) -> bool {
+    due.saturating_duration_since(answered_for) < interval
 }
 
 /// The delay before a stream's first periodic check after the operator starts: a fixed point in
@@ -231,6 +239,25 @@ mod tests {
         ] {
             assert!(!cause.may_use_recent_answer(), "{cause:?}");
         }
+    }
+
+    #[test]
+    fn a_shared_answer_serves_checks_due_within_one_interval_of_it() {
+        let interval = Duration::from_secs(60);
+        let t0 = Instant::now();
+        // Another stream's check 20s later reuses it; the same stream's next slot does not.
+        assert!(shared_answer_is_fresh(
+            t0,
+            t0 + Duration::from_secs(20),
+            interval
+        ));
+        assert!(!shared_answer_is_fresh(t0, t0 + interval, interval));
+        // An answer from a later slot than the check is fresh too.
+        assert!(shared_answer_is_fresh(
+            t0 + Duration::from_secs(5),
+            t0,
+            interval
+        ));
     }
 
     #[test]
