@@ -9,7 +9,7 @@ cache_dir=${IMAGESTREAM_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/imagestr
 bin_dir=$cache_dir/bin
 k8s_version=1.20.2
 # Bump when the build recipe changes, so cached binaries are rebuilt.
-build_revision=2
+build_revision=3
 stamp=$bin_dir/.kubernetes-$k8s_version-r$build_revision
 
 log() { echo "provision: $*" >&2; }
@@ -49,7 +49,7 @@ if [ -f "$stamp" ] && [ -x "$bin_dir/kube-apiserver" ] && [ -x "$bin_dir/kube-co
   exit 0
 fi
 
-apt_install golang-1.19-go rsync golang-github-modern-go-reflect2-dev golang-github-json-iterator-go-dev dpkg-dev build-essential
+apt_install golang-1.19-go rsync golang-github-modern-go-reflect2-dev dpkg-dev build-essential
 
 src_list=/etc/apt/sources.list.d/imagestream-operator-bookworm-src.sources
 if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src .* bookworm main' /etc/apt/sources.list; then
@@ -79,15 +79,11 @@ cp -r "$reflect2"/. vendor/github.com/modern-go/reflect2/
 sed -i 's|^# github.com/modern-go/reflect2 v1.0.1|# github.com/modern-go/reflect2 v1.0.2|' vendor/modules.txt || true
 sed -i 's|github.com/modern-go/reflect2 v1.0.1|github.com/modern-go/reflect2 v1.0.2|' go.mod || true
 
-# The vendored json-iterator 1.1.10 decodes an empty string in a custom resource as null under
-# Go >= 1.18, so the apiserver rejects `field: ""` in any CRD object; Debian's 1.1.12 does not.
-jsoniter=/usr/share/gocode/src/github.com/json-iterator/go
-rm -rf vendor/github.com/json-iterator/go
-mkdir -p vendor/github.com/json-iterator/go
-cp -r "$jsoniter"/. vendor/github.com/json-iterator/go/
-find vendor/github.com/json-iterator/go -name '*_test.go' -delete
-sed -i 's|^# github.com/json-iterator/go v1.1.10|# github.com/json-iterator/go v1.1.12|' vendor/modules.txt || true
-sed -i 's|github.com/json-iterator/go v1.1.10|github.com/json-iterator/go v1.1.12|' go.mod || true
+# The vendored OpenAPI validators take any zero value for null under Go >= 1.18 (they compare two
+# reflect.Value structs with DeepEqual), so the apiserver rejects `field: ""` in every custom
+# resource. Built with older Go the comparison was in practice true only for nil; restore that.
+grep -rl 'reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data))' vendor/ \
+  | xargs -r sed -i 's/data == nil || reflect.DeepEqual(reflect.Zero(reflect.TypeOf(data)), reflect.ValueOf(data))/data == nil/'
 
 log "building kube-apiserver, kube-controller-manager and kubectl (several minutes)"
 export PATH=/usr/lib/go-1.19/bin:$PATH
@@ -100,6 +96,8 @@ for b in kube-apiserver kube-controller-manager kubectl; do
 done
 cd "$cache_dir"
 rm -rf "$work"
+rm -f "$bin_dir"/.kubernetes-*
+rm -f "$bin_dir"/.kubernetes-*
 touch "$stamp"
 log "kubernetes $k8s_version binaries built into $bin_dir"
 echo "$bin_dir"
