@@ -41,7 +41,7 @@ async fn a_first_import_records_the_digest_in_the_users_spelling_and_creates_the
     );
     assert_eq!(event.generation, stream.metadata.generation.unwrap());
 
-    let image = Api::<Image>::all(client)
+    let image = Api::<Image>::all(client.clone())
         .get(&image_name_for_digest(&pushed.digest).unwrap())
         .await
         .unwrap();
@@ -56,6 +56,29 @@ async fn a_first_import_records_the_digest_in_the_users_spelling_and_creates_the
         .collect();
     let pushed_layers: Vec<&str> = pushed.layers.iter().map(|l| l.digest.as_str()).collect();
     assert_eq!(layers, pushed_layers);
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), &ns);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let imported = events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("app")
+                    && e.reason.as_deref() == Some("Imported")
+            })
+            .count();
+        if imported == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected one Imported Event on the stream, found {imported}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let metadata = image.docker_image_metadata.unwrap();
     let expected_size =
         (pushed.config.len() as u64 + pushed.layers.iter().map(|l| l.size).sum::<u64>()) as i64;
