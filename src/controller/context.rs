@@ -45,6 +45,8 @@ pub struct StreamMemory {
     pub served_request: Option<String>,
     /// Tags whose last import failed transiently: attempt count and when to retry.
     pub retries: HashMap<String, (u32, Instant)>,
+    /// Tags whose mirror plan changed since they were last imported.
+    pub mirror_pending: std::collections::HashSet<String>,
 }
 
 /// Key of the shared registry-answer cache: one registry, repository and tag, asked with one set of
@@ -83,6 +85,8 @@ pub struct Context {
     pub secrets: Vec<Store<Secret>>,
     /// Event recorder.
     pub recorder: Recorder,
+    /// The mirror index imports plan with.
+    pub mirrors: super::mirrors::MirrorState,
     /// Per-stream memory, by `namespace/name`.
     pub memory: Mutex<HashMap<String, StreamMemory>>,
     /// Recent registry answers shared between streams.

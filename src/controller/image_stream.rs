@@ -102,7 +102,7 @@ pub async fn reconcile(
         .get(IMPORT_REQUESTED_ANNOTATION)
         .cloned();
     let uid = stream.uid().unwrap_or_else(|| key.clone());
-    let (scheduled_at, requested, retry_due) = ctx.with_memory(&key, |memory| {
+    let (scheduled_at, requested, retry_due, mirror_pending) = ctx.with_memory(&key, |memory| {
         let next = *memory
             .next_scheduled_check
             .get_or_insert_with(|| now + schedule_phase(&uid, interval));
@@ -113,7 +113,7 @@ pub async fn reconcile(
             .map(|(tag, _)| tag.clone())
             .collect();
         let requested = request.is_some() && memory.served_request != request;
-        (next, requested, retry_due)
+        (next, requested, retry_due, memory.mirror_pending.clone())
     });
     let schedule_due = now >= scheduled_at;
 
@@ -170,6 +170,7 @@ pub async fn reconcile(
                     requested,
                     retry_due: retry_due.contains(&spec.name),
                     schedule_due,
+                    mirrors_changed: mirror_pending.contains(&spec.name),
                 });
                 if let Some(cause) = cause {
                     jobs.push((spec, reference, cause));
@@ -216,6 +217,7 @@ pub async fn reconcile(
 
     let mut transient: Vec<(String, Option<Duration>)> = Vec::new();
     let mut succeeded: Vec<String> = Vec::new();
+    let mut served_by: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     if !jobs.is_empty() {
         let keyring = ctx.keyring(&namespace);
         for (spec, reference, cause) in jobs {
@@ -236,6 +238,9 @@ pub async fn reconcile(
             };
             match importer::import_tag(&ctx, &keyring, &import).await {
                 Ok(imported) => {
+                    if let Some(mirror) = imported.served_by {
+                        served_by.insert(spec.name.clone(), mirror);
+                    }
                     succeeded.push(spec.name.clone());
                     outcomes.push((spec.name.clone(), TagOutcome::Event(imported.event)));
                 }
@@ -297,7 +302,7 @@ pub async fn reconcile(
             source,
         })?;
     }
-    publish_changes(&ctx, stream, &changes).await;
+    publish_changes(&ctx, stream, &changes, &served_by).await;
 
     // Remember what was served and when to wake up next.
     let wake = ctx.with_memory(&key, |memory| {
@@ -314,6 +319,10 @@ pub async fn reconcile(
         for tag in &succeeded {
             memory.retries.remove(tag);
         }
+        // Served whatever the outcome: a failure is reported, and retried like any other.
+        memory
+            .mirror_pending
+            .retain(|tag| !mirror_pending.contains(tag));
         memory
             .retries
             .retain(|tag, _| stream.spec.tags.iter().any(|t| &t.name == tag));
@@ -413,16 +422,27 @@ async fn may_read_streams(
     Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
-async fn publish_changes(ctx: &Context, stream: &ImageStream, changes: &[TagChange]) {
+async fn publish_changes(
+    ctx: &Context,
+    stream: &ImageStream,
+    changes: &[TagChange],
+    served_by: &std::collections::HashMap<String, String>,
+) {
     let reference = stream.object_ref(&());
     for change in changes {
         let event = match change {
             TagChange::Moved { tag, from, to } => Event {
                 type_: EventType::Normal,
                 reason: "Imported".into(),
-                note: Some(match from {
-                    Some(from) => format!("tag {tag}: {from} -> {to}"),
-                    None => format!("tag {tag}: {to}"),
+                note: Some({
+                    let moved = match from {
+                        Some(from) => format!("tag {tag}: {from} -> {to}"),
+                        None => format!("tag {tag}: {to}"),
+                    };
+                    match served_by.get(tag) {
+                        Some(mirror) => format!("{moved} (served by mirror {mirror})"),
+                        None => moved,
+                    }
                 }),
                 action: "Import".into(),
                 secondary: None,

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::Context;
 use super::context::HeadKey;
 use super::image_object::{image_for_index, image_for_manifest};
+use super::mirrors::import_kind;
 use crate::api::Image;
 use crate::api::image_stream::{IMPORT_MODE_PRESERVE_ORIGINAL, TagEvent, TagReference};
 use crate::domain::image_name::{ImageNameError, image_name_for_digest};
@@ -51,6 +52,15 @@ pub enum ImportError {
         reference: String,
         source: ImageNameError,
     },
+    /// Every source of the mirror plan failed; each is listed with its error.
+    #[error("no source answered: {}", tried.iter().map(|(source, err)| format!("{source}: {err}")).collect::<Vec<_>>().join("; "))]
+    AllSourcesFailed { tried: Vec<(String, RegistryError)> },
+    /// The mirror plan has no source to try: the source is fenced with `NeverContactSource` and no
+    /// mirror is usable.
+    #[error(
+        "{reference}: the source may not be contacted (NeverContactSource) and no mirror is usable"
+    )]
+    NoUsableSource { reference: String },
     /// Creating an Image object failed.
     #[error("could not create Image {name}: {source}")]
     CreateImage { name: String, source: kube::Error },
@@ -66,6 +76,12 @@ impl ImportError {
             }
             ImportError::BadDigest { .. } => "InvalidResponse",
             ImportError::CreateImage { .. } => "InternalError",
+            // The source's own answer says most about the image; mirrors are stand-ins.
+            ImportError::AllSourcesFailed { tried } => tried
+                .last()
+                .map(|(_, err)| err.reason())
+                .unwrap_or("InternalError"),
+            ImportError::NoUsableSource { .. } => "NoUsableSource",
         }
     }
 
@@ -74,6 +90,9 @@ impl ImportError {
         match self {
             ImportError::Registry { source } => source.is_transient(),
             ImportError::CreateImage { .. } => true,
+            ImportError::AllSourcesFailed { tried } => {
+                tried.iter().any(|(_, err)| err.is_transient())
+            }
             _ => false,
         }
     }
@@ -121,30 +140,67 @@ pub struct TagImport<'a> {
 pub struct Imported {
     /// The event to record.
     pub event: TagEvent,
+    /// The mirror that served the import, when it was not the source.
+    pub served_by: Option<String>,
 }
 
-/// Imports one tag.
+/// Imports one tag, trying the sources of its mirror plan in order: the first that answers wins,
+/// and the recorded reference still names the source repository.
 pub async fn import_tag(
     ctx: &Context,
     keyring: &Keyring,
     job: &TagImport<'_>,
 ) -> Result<Imported, ImportError> {
     let reference = job.reference;
-    let access = Access {
-        insecure: job.tag.is_insecure(),
-        credentials: keyring.lookup(&reference.canonical_name()),
+    let plan = ctx
+        .mirrors
+        .current()
+        .plan(reference, import_kind(reference));
+    if plan.sources.is_empty() {
+        return Err(ImportError::NoUsableSource {
+            reference: reference.to_string(),
+        });
+    }
+    let mut tried: Vec<(String, RegistryError)> = Vec::new();
+    let mut answered = None;
+    for pull in &plan.sources {
+        let access = Access {
+            insecure: job.tag.is_insecure(),
+            credentials: keyring.lookup(&pull.reference.canonical_name()),
+        };
+        let target = ManifestTarget {
+            host: pull.reference.api_host().to_owned(),
+            repository: pull.reference.repository().to_owned(),
+            reference: pull.reference.manifest_reference().to_owned(),
+        };
+        match head(ctx, &target, &access, job.cause, job.asked_at).await {
+            Ok(head) => {
+                answered = Some((pull, target, access, head));
+                break;
+            }
+            Err(err) => {
+                tracing::debug!(source = %pull.reference, error = %err, "pull source did not answer");
+                tried.push((pull.reference.to_string(), err));
+            }
+        }
+    }
+    let Some((pull, target, access, head)) = answered else {
+        return Err(if tried.len() == 1 {
+            ImportError::Registry {
+                source: tried.remove(0).1,
+            }
+        } else {
+            ImportError::AllSourcesFailed { tried }
+        });
     };
-    let target = ManifestTarget {
-        host: reference.api_host().to_owned(),
-        repository: reference.repository().to_owned(),
-        reference: reference.manifest_reference().to_owned(),
-    };
-    let head = head(ctx, &target, &access, job.cause, job.asked_at).await?;
-    let preserve = job.tag.import_mode() == IMPORT_MODE_PRESERVE_ORIGINAL;
+    if !pull.is_source {
+        tracing::debug!(reference = %reference, mirror = %pull.reference, "imported through a mirror");
+    }
     let is_index = head
         .media_type
         .as_deref()
         .is_some_and(crate::registry::manifest::is_index_media_type);
+    let preserve = job.tag.import_mode() == IMPORT_MODE_PRESERVE_ORIGINAL;
     let image = if is_index {
         if preserve {
             ensure_index_and_children(ctx, reference, &target, &access, &head.digest).await?;
@@ -164,6 +220,7 @@ pub async fn import_tag(
             generation: job.generation,
             platforms: Vec::new(),
         },
+        served_by: (!pull.is_source).then(|| pull.reference.to_string()),
     })
 }
 

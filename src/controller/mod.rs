@@ -5,6 +5,7 @@
 //! - [`image_stream`]: imports tags, records history and conditions, creates Images.
 //! - [`image_gc`]: deletes Images no stream references any more, after a grace period.
 //! - [`importer`]: one tag's import: registry HEAD, manifest and config GETs, Image objects.
+//! - [`mirrors`]: the mirror index imports plan with, and re-imports when mirror policies change.
 //! - [`context`]: the shared [`Context`](context::Context) with its caches and per-stream memory.
 
 pub mod context;
@@ -12,6 +13,7 @@ pub mod image_gc;
 pub mod image_object;
 pub mod image_stream;
 pub mod importer;
+pub mod mirrors;
 pub mod run;
 
 pub use context::{Context, ControllerConfig};

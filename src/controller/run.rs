@@ -13,13 +13,36 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client};
 
 use super::image_stream::{error_policy, reconcile};
+use super::mirrors::{MirrorState, MirrorStores};
 use super::{Context, ControllerConfig};
-use crate::api::{Image, ImageStream};
+use crate::api::{
+    Image, ImageContentSourcePolicy, ImageDigestMirrorSet, ImageStream, ImageTagMirrorSet,
+};
 use crate::domain::keyring::PullSecretFormat;
 use crate::registry::RegistryClient;
+use futures::channel::mpsc::UnboundedSender;
 
 /// Spawns a reflector for `api` filtered by `config` and returns its store.
 fn spawn_reflector<K>(api: Api<K>, config: watcher::Config, what: &'static str) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    spawn_reflector_notifying(api, config, what, None)
+}
+
+/// Like [`spawn_reflector`], and sends on `changed` after every change the store takes in.
+fn spawn_reflector_notifying<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    what: &'static str,
+    changed: Option<UnboundedSender<()>>,
+) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -35,9 +58,17 @@ where
         .touched_objects();
     tokio::spawn(async move {
         stream
-            .for_each(|event| async move {
-                if let Err(err) = event {
-                    tracing::warn!(cache = what, error = %err, "watch error");
+            .for_each(|event| {
+                let changed = changed.clone();
+                async move {
+                    match event {
+                        Err(err) => tracing::warn!(cache = what, error = %err, "watch error"),
+                        Ok(_) => {
+                            if let Some(changed) = changed {
+                                let _ = changed.unbounded_send(());
+                            }
+                        }
+                    }
                 }
             })
             .await;
@@ -117,9 +148,37 @@ pub async fn run_controllers(
         ));
     }
 
+    // Mirror policies: three caches, one index, rebuilt on every change.
+    let (mirrors_changed, mirror_changes) = futures::channel::mpsc::unbounded::<()>();
+    let mirror_stores = MirrorStores {
+        icsp: spawn_reflector_notifying(
+            Api::<DeserializeGuard<ImageContentSourcePolicy>>::all(client.clone()),
+            watcher::Config::default(),
+            "imagecontentsourcepolicies",
+            Some(mirrors_changed.clone()),
+        ),
+        idms: spawn_reflector_notifying(
+            Api::<DeserializeGuard<ImageDigestMirrorSet>>::all(client.clone()),
+            watcher::Config::default(),
+            "imagedigestmirrorsets",
+            Some(mirrors_changed.clone()),
+        ),
+        itms: spawn_reflector_notifying(
+            Api::<DeserializeGuard<ImageTagMirrorSet>>::all(client.clone()),
+            watcher::Config::default(),
+            "imagetagmirrorsets",
+            Some(mirrors_changed),
+        ),
+    };
+    let _ = mirror_stores.icsp.wait_until_ready().await;
+    let _ = mirror_stores.idms.wait_until_ready().await;
+    let _ = mirror_stores.itms.wait_until_ready().await;
+    let (wake_streams, streams_woken) = futures::channel::mpsc::unbounded::<()>();
+
     let streams_api =
         scoped_api::<DeserializeGuard<ImageStream>>(client.clone(), namespace.as_deref());
-    let controller = Controller::new(streams_api, watcher::Config::default());
+    let controller =
+        Controller::new(streams_api, watcher::Config::default()).reconcile_all_on(streams_woken);
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -135,12 +194,19 @@ pub async fn run_controllers(
         streams: controller.store(),
         secrets,
         recorder,
+        mirrors: MirrorState::new(mirror_stores.index()),
         memory: Mutex::new(HashMap::new()),
         heads: Mutex::new(HashMap::new()),
         list_children: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
         pull_secrets: Mutex::new(HashMap::new()),
     });
+    tokio::spawn(super::mirrors::maintain_index(
+        ctx.clone(),
+        mirror_stores,
+        mirror_changes,
+        wake_streams,
+    ));
     tracing::info!("image stream controller started");
     controller
         .graceful_shutdown_on(stopped(stop_rx))

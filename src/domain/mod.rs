@@ -6,6 +6,7 @@ pub mod history;
 pub mod image_gc;
 pub mod image_name;
 pub mod keyring;
+pub mod mirror_plan;
 pub mod platform;
 pub mod reference;
 pub mod schedule;

@@ -20,6 +20,8 @@ pub enum ImportCause {
     Requested,
     /// The last attempt failed transiently and its backoff has passed.
     Retry,
+    /// A mirror policy change altered where the tag is pulled from.
+    MirrorsChanged,
     /// A scheduled tag's interval has passed.
     Scheduled,
 }
@@ -49,6 +51,8 @@ pub struct ImportInputs<'a> {
     pub retry_due: bool,
     /// Whether the stream's periodic check is due.
     pub schedule_due: bool,
+    /// Whether a mirror policy change altered this tag's pull sources since its last import.
+    pub mirrors_changed: bool,
 }
 
 /// Decides whether a `DockerImage` tag that is not `reference: true` is imported now, and why.
@@ -76,6 +80,9 @@ pub fn import_cause(inputs: &ImportInputs<'_>) -> Option<ImportCause> {
     }
     if inputs.retry_due {
         return Some(ImportCause::Retry);
+    }
+    if inputs.mirrors_changed {
+        return Some(ImportCause::MirrorsChanged);
     }
     let has_history = inputs.status.is_some_and(|tag| !tag.items.is_empty());
     // A digest never moves: once imported, scheduling it can change nothing.
@@ -156,6 +163,7 @@ mod tests {
             requested: false,
             retry_due: false,
             schedule_due: false,
+            mirrors_changed: false,
         }
     }
 
@@ -216,6 +224,9 @@ mod tests {
         i.requested = false;
         i.retry_due = true;
         assert_eq!(import_cause(&i), Some(ImportCause::Retry));
+        i.retry_due = false;
+        i.mirrors_changed = true;
+        assert_eq!(import_cause(&i), Some(ImportCause::MirrorsChanged));
     }
 
     #[test]
@@ -236,6 +247,7 @@ mod tests {
             ImportCause::SpecChanged,
             ImportCause::Requested,
             ImportCause::Retry,
+            ImportCause::MirrorsChanged,
         ] {
             assert!(!cause.may_use_recent_answer(), "{cause:?}");
         }

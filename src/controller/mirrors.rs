@@ -1,0 +1,227 @@
+//! Mirror policies in memory: caches of every ImageContentSourcePolicy, ImageDigestMirrorSet and
+//! ImageTagMirrorSet, the [`MirrorIndex`] built from them (imports read it, they never list mirror
+//! objects), and the reaction to a change: the tags whose mirror plan changed are re-imported, only
+//! those, and each changed mirror object gets an Event saying it was accepted or which entries
+//! were skipped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::channel::mpsc::UnboundedSender;
+use kube::core::DeserializeGuard;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
+
+use super::Context;
+use crate::api::image_stream::KIND_DOCKER_IMAGE;
+use crate::api::{ImageContentSourcePolicy, ImageDigestMirrorSet, ImageStream, ImageTagMirrorSet};
+use crate::domain::mirror_plan::{ImportKind, MirrorIndex, MirrorObjectRef};
+use crate::domain::reference::ImageReference;
+
+/// The caches of the three mirror kinds.
+#[derive(Clone)]
+pub struct MirrorStores {
+    /// ImageContentSourcePolicies.
+    pub icsp: Store<DeserializeGuard<ImageContentSourcePolicy>>,
+    /// ImageDigestMirrorSets.
+    pub idms: Store<DeserializeGuard<ImageDigestMirrorSet>>,
+    /// ImageTagMirrorSets.
+    pub itms: Store<DeserializeGuard<ImageTagMirrorSet>>,
+}
+
+impl MirrorStores {
+    /// Builds the index from what the caches hold now. Objects that do not match the schema are
+    /// left out (their watch logs them).
+    pub fn index(&self) -> MirrorIndex {
+        let icsp: Vec<_> = self.icsp.state();
+        let idms: Vec<_> = self.idms.state();
+        let itms: Vec<_> = self.itms.state();
+        MirrorIndex::build(
+            icsp.iter().filter_map(|g| g.0.as_ref().ok()),
+            idms.iter().filter_map(|g| g.0.as_ref().ok()),
+            itms.iter().filter_map(|g| g.0.as_ref().ok()),
+        )
+    }
+
+    /// The resourceVersion and object reference of every mirror object, for change Events.
+    fn versions(
+        &self,
+    ) -> BTreeMap<MirrorObjectRef, (String, k8s_openapi::api::core::v1::ObjectReference)> {
+        let mut versions = BTreeMap::new();
+        for g in self.icsp.state() {
+            if let Ok(o) = &g.0 {
+                versions.insert(
+                    MirrorObjectRef::from(o),
+                    (o.resource_version().unwrap_or_default(), o.object_ref(&())),
+                );
+            }
+        }
+        for g in self.idms.state() {
+            if let Ok(o) = &g.0 {
+                versions.insert(
+                    MirrorObjectRef::from(o),
+                    (o.resource_version().unwrap_or_default(), o.object_ref(&())),
+                );
+            }
+        }
+        for g in self.itms.state() {
+            if let Ok(o) = &g.0 {
+                versions.insert(
+                    MirrorObjectRef::from(o),
+                    (o.resource_version().unwrap_or_default(), o.object_ref(&())),
+                );
+            }
+        }
+        versions
+    }
+}
+
+/// The current mirror index, swapped whole when a mirror object changes.
+#[derive(Default)]
+pub struct MirrorState {
+    index: RwLock<Arc<MirrorIndex>>,
+}
+
+impl MirrorState {
+    /// A state holding `index`.
+    pub fn new(index: MirrorIndex) -> Self {
+        Self {
+            index: RwLock::new(Arc::new(index)),
+        }
+    }
+
+    /// The index in force now.
+    pub fn current(&self) -> Arc<MirrorIndex> {
+        self.index.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn replace(&self, index: MirrorIndex) -> Arc<MirrorIndex> {
+        let mut guard = self.index.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *guard, Arc::new(index))
+    }
+}
+
+/// How an import of `reference` uses mirrors: by digest when pinned, else by tag.
+pub fn import_kind(reference: &ImageReference) -> ImportKind {
+    if reference.is_digest_pinned() {
+        ImportKind::ByDigest
+    } else {
+        ImportKind::ByTag
+    }
+}
+
+/// The tags of `stream` whose mirror plan differs between `before` and `after`.
+pub fn affected_tags(
+    stream: &ImageStream,
+    before: &MirrorIndex,
+    after: &MirrorIndex,
+) -> Vec<String> {
+    stream
+        .spec
+        .tags
+        .iter()
+        .filter(|tag| !tag.is_reference())
+        .filter_map(|tag| {
+            let from = tag.from.as_ref()?;
+            if from.kind.as_deref() != Some(KIND_DOCKER_IMAGE) {
+                return None;
+            }
+            let reference = ImageReference::parse(from.name.as_deref()?).ok()?;
+            let kind = import_kind(&reference);
+            (before.plan(&reference, kind) != after.plan(&reference, kind))
+                .then(|| tag.name.clone())
+        })
+        .collect()
+}
+
+/// Rebuilds the index whenever `changes` fires (debounced), queues re-imports of the tags whose
+/// plan changed, wakes their streams through `wake`, and reports on changed mirror objects.
+pub async fn maintain_index(
+    ctx: Arc<Context>,
+    stores: MirrorStores,
+    mut changes: futures::channel::mpsc::UnboundedReceiver<()>,
+    wake: UnboundedSender<()>,
+) {
+    use futures::StreamExt;
+    let mut reported: HashMap<MirrorObjectRef, String> = HashMap::new();
+    report_objects(&ctx, &stores, &mut reported).await;
+    while changes.next().await.is_some() {
+        // Let a burst of watch events (an apply of several objects) settle into one rebuild.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        while let Ok(()) = changes.try_recv() {}
+        let after = stores.index();
+        let before = ctx.mirrors.replace(after.clone());
+        if *before != after {
+            let mut woken = 0;
+            for guard in ctx.streams.state() {
+                let Ok(stream) = &guard.0 else { continue };
+                let tags = affected_tags(stream, &before, &after);
+                if tags.is_empty() {
+                    continue;
+                }
+                woken += 1;
+                let key = format!(
+                    "{}/{}",
+                    stream.namespace().unwrap_or_default(),
+                    stream.name_any()
+                );
+                ctx.with_memory(&key, |memory| memory.mirror_pending.extend(tags));
+            }
+            tracing::info!(
+                streams = woken,
+                "mirror policies changed; re-importing the tags they affect"
+            );
+            let _ = wake.unbounded_send(());
+        }
+        report_objects(&ctx, &stores, &mut reported).await;
+    }
+}
+
+/// One Event per new resourceVersion of a mirror object: accepted, or which entries were skipped.
+async fn report_objects(
+    ctx: &Context,
+    stores: &MirrorStores,
+    reported: &mut HashMap<MirrorObjectRef, String>,
+) {
+    let index = ctx.mirrors.current();
+    let versions = stores.versions();
+    reported.retain(|object, _| versions.contains_key(object));
+    for (object, (version, reference)) in versions {
+        if reported.get(&object) == Some(&version) {
+            continue;
+        }
+        let problems = index.problems(&object);
+        let event = if problems.is_empty() {
+            Event {
+                type_: EventType::Normal,
+                reason: "Accepted".into(),
+                note: Some(format!(
+                    "{} mirror source(s) in use",
+                    index.sources_of(&object).len()
+                )),
+                action: "IndexMirrors".into(),
+                secondary: None,
+            }
+        } else {
+            let mut note = problems
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            note.truncate(1000);
+            Event {
+                type_: EventType::Warning,
+                reason: problems[0].reason().into(),
+                note: Some(note),
+                action: "IndexMirrors".into(),
+                secondary: None,
+            }
+        };
+        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(object = %object, error = %err, "could not publish an Event");
+        }
+        reported.insert(object, version);
+    }
+}
