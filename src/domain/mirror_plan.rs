@@ -471,7 +471,7 @@ impl SourceTable {
             .iter()
             .filter(|(key, _)| reference.matches_source_prefix(key))
             // Ties in length go to the lexicographically first key, so the choice is stable.
-            .max_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)))
+            .max_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| b.cmp(a)))
             .map(|(key, merged)| (key.as_str(), merged))
     }
 }
@@ -495,7 +495,7 @@ struct IndexedMirror {
 /// An entry that passed its checks.
 struct CheckedEntry {
     source: NormalisedSource,
-    /// Usable mirrors in the order written, each once.
+    /// Usable mirrors in the order written.
     mirrors: Vec<String>,
     fenced: bool,
 }
@@ -559,10 +559,8 @@ fn check_entry(
             });
             continue;
         }
-        let normalised = location.normalised();
-        if !mirrors.contains(&normalised) {
-            mirrors.push(normalised);
-        }
+        // Repeats are dropped when entries are merged, with those of other entries and objects.
+        mirrors.push(location.normalised());
     }
     if mirrors.is_empty() {
         problems.push(EntryProblem::NoUsableMirror {
@@ -1100,6 +1098,24 @@ mod tests {
     }
 
     #[test]
+    fn equally_long_wildcards_are_decided_by_their_spelling_not_by_input_order() {
+        let entries = [
+            allow("*.example.com/xy", &["path.local"]),
+            allow("*.bb.example.com", &["host.local"]),
+        ];
+        let reversed = [entries[1], entries[0]];
+        for entries in [&entries[..], &reversed[..]] {
+            let index = tag_index(&[itms("w", entries)]);
+            let plan = index.plan(&reference("a.bb.example.com/xy/app:1"), ImportKind::ByTag);
+            assert_eq!(plan.matched_source.as_deref(), Some("*.bb.example.com"));
+            assert_eq!(
+                order(&plan),
+                ["host.local/xy/app:1", "a.bb.example.com/xy/app:1 (source)"]
+            );
+        }
+    }
+
+    #[test]
     fn mirror_lists_for_one_source_merge_in_object_order_then_the_source() {
         let index = MirrorIndex::build(
             &[icsp(
@@ -1235,9 +1251,10 @@ mod tests {
             ]
         );
 
+        // The fence holds whichever object comes first in merge order.
         let index = tag_index(&[
-            itms("allow", &[allow("quay.io/org", &["a.local/org"])]),
-            itms("fence", &[never("quay.io/org", &["b.local/org"])]),
+            itms("a-fence", &[never("quay.io/org", &["a.local/org"])]),
+            itms("b-allow", &[allow("quay.io/org", &["b.local/org"])]),
         ]);
         assert_eq!(
             tag_plan(&index, "quay.io/org/app:v1"),
@@ -1459,6 +1476,29 @@ mod tests {
             [EntryProblem::InvalidMirror { why, .. }, EntryProblem::NoUsableMirror { .. }]
                 if why == "a mirror cannot be a wildcard"
         ));
+    }
+
+    #[test]
+    fn a_mirror_naming_its_source_in_another_spelling_is_reported() {
+        let cases = [
+            ("quay.io/org", "Quay.IO/org"),
+            ("docker.io/library/busybox", "docker.io/busybox"),
+            ("docker.io/busybox", "index.docker.io/library/busybox"),
+            ("index.docker.io", "docker.io"),
+            ("localhost:5000/a", "LOCALHOST:5000/a"),
+        ];
+        for (source, mirror) in cases {
+            let object = itms("o", &[allow(source, &[mirror, "mirror.local"])]);
+            let index = tag_index(std::slice::from_ref(&object));
+            assert!(
+                matches!(
+                    index.problems(&MirrorObjectRef::from(&object)),
+                    [EntryProblem::MirrorIsSource { .. }]
+                ),
+                "{source} / {mirror}: {:?}",
+                index.problems(&MirrorObjectRef::from(&object))
+            );
+        }
     }
 
     #[test]
