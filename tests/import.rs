@@ -151,7 +151,7 @@ async fn idle_scheduled_cycles_send_only_heads_and_write_nothing_and_a_move_cost
     assert_eq!(writes, 1, "a move should cost exactly one status write");
     let after: Vec<RegistryRequest> = requests_since(registry, &repository, mark + push_requests)
         .into_iter()
-        .filter(|r| r.user_agent.contains("imagestream-operator"))
+        .filter(|r| r.user_agent.starts_with("imagestream-operator/"))
         .collect();
     let gets: Vec<&RegistryRequest> = after.iter().filter(|r| r.method == "GET").collect();
     assert_eq!(

@@ -219,7 +219,17 @@ async fn report_objects(
                 secondary: None,
             }
         };
-        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+        let mut result = ctx.recorder.publish(&event, &reference).await;
+        if let Err(kube::Error::Api(status)) = &result
+            && status.code == 422
+        {
+            // Kubernetes before 1.22 insists that an Event's regarding namespace equals the Event's
+            // own, which cluster-scoped objects cannot satisfy; their Events live in `default`.
+            let mut in_default = reference.clone();
+            in_default.namespace = Some("default".into());
+            result = ctx.recorder.publish(&event, &in_default).await;
+        }
+        if let Err(err) = result {
             tracing::warn!(object = %object, error = %err, "could not publish an Event");
         }
         reported.insert(object, version);
