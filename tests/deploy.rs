@@ -1,0 +1,184 @@
+//! The install manifests against the real apiserver: `kubectl apply -k deploy/` installs everything,
+//! the operator runs with nothing but the deploy/ ServiceAccount's rights and still imports, and a
+//! missing rule is reported clearly.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use imagestream_operator::api::ImageStream;
+use imagestream_operator::testenv::TestEnv;
+use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use kube::Api;
+use kube::api::PostParams;
+use support::*;
+
+const OPERATOR_NAMESPACE: &str = "imagestream-operator";
+
+/// The operator binary, killed when dropped; its stderr goes to a file the test can read.
+struct Running {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Running {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn kubectl(env: &TestEnv, args: &[&str]) -> String {
+    let out = env.kubectl().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A kubeconfig that authenticates as `service_account` with a token from the TokenRequest API.
+async fn service_account_kubeconfig(env: &TestEnv, namespace: &str, service_account: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let api = Api::<ServiceAccount>::namespaced(env.client().await, namespace);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![],
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        },
+        ..TokenRequest::default()
+    };
+    let token = api
+        .create_token_request(service_account, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let admin = std::fs::read_to_string(env.kubeconfig()).unwrap();
+    let mut config = String::new();
+    for line in admin.lines() {
+        if line.trim_start().starts_with("token:") {
+            config.push_str(&format!("    token: {token}\n"));
+        } else {
+            config.push_str(line);
+            config.push('\n');
+        }
+    }
+    let path = dir.join(format!("{service_account}.kubeconfig"));
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+fn start_binary(kubeconfig: &std::path::Path, args: &[&str], dir: &std::path::Path) -> Running {
+    let log = dir.join(format!("operator-{:08x}.log", rand::random::<u32>()));
+    let child = Command::new(env!("CARGO_BIN_EXE_imagestream-operator"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("POD_NAMESPACE", OPERATOR_NAMESPACE)
+        .env("RUST_LOG", "imagestream_operator=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    Running { child, log }
+}
+
+async fn install(env: &TestEnv) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    kubectl(env, &["apply", "-k", &format!("{root}/deploy")]);
+}
+
+#[tokio::test]
+async fn the_operator_imports_with_only_the_deploy_service_account_rights() {
+    let env = TestEnv::global().await;
+    install(env).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = service_account_kubeconfig(env, OPERATOR_NAMESPACE, "imagestream-operator", dir.path()).await;
+    let ns = env.namespace("deploy").await;
+    let running = start_binary(&kubeconfig, &["run", "--namespace", &ns], dir.path());
+    let registry = env.registry();
+    let repository = unique("deploy");
+    let pushed = ImagePusher::for_registry(registry)
+        .push_random(&repository, "v1", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let api = Api::<ImageStream>::namespaced(env.client().await, &ns);
+    create_stream(&api, "app", vec![docker_tag("v1", &format!("{}/{repository}:v1", registry.host()), false)]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let stream = api.get("app").await.unwrap();
+        if current_image(&stream, "v1") == Some(pushed.digest.clone()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no import under the deploy/ ServiceAccount; operator log:\n{}",
+            running.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(!running.log().contains("forbidden"), "{}", running.log());
+}
+
+#[tokio::test]
+async fn a_missing_rbac_rule_is_reported_with_the_resource_and_verb() {
+    let env = TestEnv::global().await;
+    install(env).await;
+    let client = env.client().await;
+    // The deploy/ ClusterRole without the rule that lets the operator write stream status.
+    let mut role = Api::<ClusterRole>::all(client.clone()).get("imagestream-operator").await.unwrap();
+    let name = format!("imagestream-operator-partial-{:08x}", rand::random::<u32>());
+    role.metadata = kube::api::ObjectMeta { name: Some(name.clone()), ..Default::default() };
+    role.rules.as_mut().unwrap().retain(|rule| {
+        !rule.resources.as_ref().is_some_and(|r| r.iter().any(|r| r == "imagestreams/status"))
+    });
+    Api::<ClusterRole>::all(client.clone()).create(&PostParams::default(), &role).await.unwrap();
+    let sa_name = "partial";
+    let ns = env.namespace("deploy").await;
+    let sa: ServiceAccount = serde_json::from_value(serde_json::json!({"metadata": {"name": sa_name}})).unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns).create(&PostParams::default(), &sa).await.unwrap();
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": sa_name, "namespace": ns}]
+    }))
+    .unwrap();
+    Api::<ClusterRoleBinding>::all(client.clone()).create(&PostParams::default(), &binding).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = service_account_kubeconfig(env, &ns, sa_name, dir.path()).await;
+    let running = start_binary(&kubeconfig, &["run", "--namespace", &ns, "--leader-elect=false"], dir.path());
+    let registry = env.registry();
+    let repository = unique("partial");
+    ImagePusher::for_registry(registry)
+        .push_random(&repository, "v1", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    create_stream(&api, "app", vec![docker_tag("v1", &format!("{}/{repository}:v1", registry.host()), false)]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = running.log();
+        if log.contains("forbidden") && log.contains("imagestreams/status") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the missing rule was not reported; operator log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(api.get("app").await.unwrap().status.is_none());
+}
