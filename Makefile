@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build provision test lint unit integration crds demo clean-cache
+.PHONY: all build provision test lint unit integration crds demo run clean-cache
 
 all: build
 
@@ -33,10 +33,14 @@ integration: provision
 crds:
 	$(CARGO) run --quiet -- crds --output-dir crds
 
-## demo: end-to-end walk-through on a local control plane.
+## demo: the end-to-end walk-through on a local control plane (push, import, trigger, rollout).
 demo: provision
-	@echo "make demo: the end-to-end demo (push, import, trigger, rollout) is not part of this release yet."
-	@echo "Until then, 'make test' starts the same local control plane and registry and exercises the CRDs."
+	$(CARGO) build --bin imagestream-operator
+	$(CARGO) run --quiet --example demo
+
+## run: the operator against the current kubeconfig.
+run:
+	$(CARGO) run --bin imagestream-operator -- run
 
 clean-cache:
 	rm -rf $${IMAGESTREAM_OPERATOR_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/imagestream-operator}
