@@ -29,6 +29,7 @@ fn config() -> RegistryClientConfig {
             backoff_max: Duration::from_secs(1),
             retry_after_max: Duration::from_secs(600),
             max_wait: Duration::from_secs(3),
+            max_requests_per_second: 0,
         },
         ..RegistryClientConfig::default()
     }

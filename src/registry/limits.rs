@@ -25,6 +25,9 @@ pub struct LimitsConfig {
     /// at once with [`BackingOff`], so a reconcile is never parked for minutes, and the registry
     /// is not contacted before the time it asked for.
     pub max_wait: Duration,
+    /// Requests started per second to one host at most (0: no budget). Calls beyond the budget
+    /// queue for their slot rather than fail, so a burst of imports is spread out, not refused.
+    pub max_requests_per_second: u32,
 }
 
 impl Default for LimitsConfig {
@@ -35,6 +38,7 @@ impl Default for LimitsConfig {
             backoff_max: Duration::from_secs(300),
             retry_after_max: Duration::from_secs(3600),
             max_wait: Duration::from_secs(30),
+            max_requests_per_second: 0,
         }
     }
 }
@@ -83,6 +87,8 @@ pub struct HostLimits {
 struct HostState {
     permits: Arc<Semaphore>,
     backoff: Mutex<Backoff>,
+    /// The earliest start of the next request under the rate budget.
+    next_slot: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, Default)]
@@ -109,6 +115,7 @@ impl HostLimits {
                 Arc::new(HostState {
                     permits: Arc::new(Semaphore::new(self.config.max_concurrency_per_host.max(1))),
                     backoff: Mutex::new(Backoff::default()),
+                    next_slot: Mutex::new(None),
                 })
             })
             .clone()
@@ -141,6 +148,19 @@ impl HostLimits {
                 .expect("host semaphores are never closed");
             // Another call may have failed while this one queued for a permit.
             if state.blocked_until(Instant::now()).is_none() {
+                if self.config.max_requests_per_second > 0 {
+                    let spacing = Duration::from_secs(1) / self.config.max_requests_per_second;
+                    let slot = {
+                        let mut next = state.next_slot.lock().unwrap_or_else(|e| e.into_inner());
+                        let (slot, following) = rate_slot(Instant::now(), *next, spacing);
+                        *next = Some(following);
+                        slot
+                    };
+                    if slot > Instant::now() {
+                        admission = Admission::Waited;
+                        tokio::time::sleep_until(slot).await;
+                    }
+                }
                 return Ok((permit, admission));
             }
         }
@@ -182,6 +202,13 @@ impl HostState {
             .filter(|&t| t > now)
             .map(|t| (t, backoff.reason))
     }
+}
+
+/// The rate budget's pacing: a request asking at `now`, with the host's next free slot at `next`,
+/// starts at the returned slot; the slot after it is one `spacing` later.
+pub fn rate_slot(now: Instant, next: Option<Instant>, spacing: Duration) -> (Instant, Instant) {
+    let slot = next.map_or(now, |next| next.max(now));
+    (slot, slot + spacing)
 }
 
 /// The un-jittered backoff after `failures` consecutive transient failures: `base`, doubling, at
@@ -227,6 +254,7 @@ mod tests {
             backoff_max: Duration::from_secs(60),
             retry_after_max: Duration::from_secs(600),
             max_wait: Duration::from_secs(30),
+            max_requests_per_second: 0,
         }
     }
 
@@ -415,5 +443,36 @@ mod tests {
         drop(first);
         let third = tokio::time::timeout(Duration::from_secs(5), limits.admit("r.example")).await;
         assert!(third.is_ok());
+    }
+
+    #[test]
+    fn the_rate_budget_spaces_requests_and_never_schedules_into_the_past() {
+        let t0 = Instant::now();
+        let spacing = Duration::from_millis(100);
+        let (first, next) = rate_slot(t0, None, spacing);
+        assert_eq!(first, t0);
+        let (second, next) = rate_slot(t0, Some(next), spacing);
+        assert_eq!(second, t0 + spacing);
+        let (third, _) = rate_slot(t0 + Duration::from_secs(5), Some(next), spacing);
+        assert_eq!(third, t0 + Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_beyond_the_rate_budget_waits_for_its_slots() {
+        let limits = HostLimits::new(LimitsConfig {
+            max_requests_per_second: 10,
+            ..LimitsConfig::default()
+        });
+        let start = Instant::now();
+        for _ in 0..5 {
+            let (permit, _) = limits.admit("registry.example.com").await.unwrap();
+            drop(permit);
+        }
+        // Five requests at ten per second: the fifth starts 400ms after the first.
+        assert_eq!(Instant::now() - start, Duration::from_millis(400));
+        // Another host has its own budget.
+        let before = Instant::now();
+        limits.admit("other.example.com").await.unwrap();
+        assert_eq!(Instant::now(), before);
     }
 }
