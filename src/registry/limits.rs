@@ -472,7 +472,7 @@ mod tests {
         assert_eq!(Instant::now() - start, Duration::from_millis(400));
         // Another host has its own budget.
         let before = Instant::now();
-        limits.admit("other.example.com").await.unwrap();
+        let _permit = limits.admit("other.example.com").await.unwrap();
         assert_eq!(Instant::now(), before);
     }
 }
