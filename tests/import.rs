@@ -602,3 +602,38 @@ async fn images_no_stream_references_are_deleted_after_the_grace_period() {
         "a referenced Image was deleted"
     );
 }
+
+#[tokio::test]
+async fn a_registry_outside_the_allowlist_is_refused_without_a_request() {
+    let env = TestEnv::global().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let repository = unique("denied");
+    ImagePusher::for_registry(registry)
+        .push_random(&repository, "v1", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let mut cfg = config(Duration::from_secs(900));
+    cfg.allowed_registries =
+        imagestream_operator::domain::registry_allowlist::RegistryAllowlist::new(["quay.io"]);
+    let _operator = start_operator(client.clone(), &ns, cfg).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:v1", registry.host());
+    create_stream(&api, "app", vec![docker_tag("v1", &from, false)]).await;
+    let stream = wait_for(&api, "app", "the refusal", |s| {
+        condition_reason(s, "v1").is_some()
+    })
+    .await;
+    assert_eq!(
+        condition_reason(&stream, "v1").as_deref(),
+        Some("RegistryNotAllowed")
+    );
+    assert!(
+        registry
+            .requests_for(&repository)
+            .iter()
+            .all(|r| !r.user_agent.starts_with("imagestream-operator/")),
+        "the operator contacted a registry outside the allowlist"
+    );
+}

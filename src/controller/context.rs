@@ -34,6 +34,8 @@ pub struct ControllerConfig {
     /// How long an Image must be unreferenced (and old) before it is deleted; `None` keeps every
     /// Image.
     pub image_gc_grace: Option<Duration>,
+    /// Registries image streams may import from (empty: all).
+    pub allowed_registries: crate::domain::registry_allowlist::RegistryAllowlist,
 }
 
 /// Per-stream memory that does not belong in the API: it is cheap to lose on restart.

@@ -149,6 +149,23 @@ pub async fn reconcile(
                         continue;
                     }
                 };
+                if !ctx
+                    .config
+                    .allowed_registries
+                    .allows(reference.canonical_registry())
+                {
+                    let failure = ImportFailure {
+                        reason: "RegistryNotAllowed".into(),
+                        message: format!(
+                            "tag {:?}: registry {} is not in the operator's allowed registries ({})",
+                            spec.name,
+                            reference.canonical_registry(),
+                            ctx.config.allowed_registries.patterns().join(", ")
+                        ),
+                    };
+                    outcomes.push((spec.name.clone(), TagOutcome::Failure(failure)));
+                    continue;
+                }
                 if spec.is_reference() {
                     outcomes.push((
                         spec.name.clone(),

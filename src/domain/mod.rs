@@ -9,6 +9,8 @@ pub mod keyring;
 pub mod mirror_plan;
 pub mod platform;
 pub mod reference;
+pub mod registry_allowlist;
 pub mod schedule;
 pub mod stream_status;
 pub mod tag_source;
+pub mod trigger_resolution;

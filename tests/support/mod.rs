@@ -38,6 +38,7 @@ pub fn config(interval: Duration) -> ControllerConfig {
         internal_registry_host: None,
         public_registry_host: None,
         image_gc_grace: None,
+        allowed_registries: Default::default(),
     }
 }
 
