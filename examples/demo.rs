@@ -47,7 +47,12 @@ where
 fn kubectl(env: &TestEnv, args: &[&str]) -> Result<String> {
     let out = env.kubectl().args(args).output()?;
     if !out.status.success() {
-        return Err(format!("kubectl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)).into());
+        return Err(format!(
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
     }
     Ok(String::from_utf8(out.stdout)?)
 }
@@ -163,7 +168,9 @@ async fn walk_through(env: &TestEnv) -> Result<()> {
     let repository = "demo/web";
 
     step(&format!("Pushing {}/{repository}:v1", registry.host()));
-    let v1 = pusher.push_random(repository, "v1", ManifestFormat::Oci).await?;
+    let v1 = pusher
+        .push_random(repository, "v1", ManifestFormat::Oci)
+        .await?;
     println!("    {}", v1.digest);
 
     step("Creating ImageStream web, tag v1 tracking the registry (scheduled)");
@@ -191,13 +198,23 @@ async fn walk_through(env: &TestEnv) -> Result<()> {
     );
     streams.create(&PostParams::default(), &stream).await?;
 
-    step("Creating Deployment web with an image.openshift.io/triggers annotation and a placeholder image");
-    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/deployment-with-trigger.yaml"))?;
+    step(
+        "Creating Deployment web with an image.openshift.io/triggers annotation and a placeholder image",
+    );
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/deployment-with-trigger.yaml"
+    ))?;
     let manifest = manifest.replace("web:latest", "web:v1");
     let deployment: Deployment = serde_saphyr::from_str(&manifest)?;
     let deployments = Api::<Deployment>::namespaced(client.clone(), NAMESPACE);
-    deployments.create(&PostParams::default(), &deployment).await?;
-    println!("    annotation: {}", deployment.annotations()["image.openshift.io/triggers"]);
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await?;
+    println!(
+        "    annotation: {}",
+        deployment.annotations()["image.openshift.io/triggers"]
+    );
 
     let first = wait_until("the first import", || async {
         let s = streams.get("web").await.ok()?;
@@ -215,8 +232,13 @@ async fn walk_through(env: &TestEnv) -> Result<()> {
     .await?;
     println!("    Deployment web now runs {resolved}");
 
-    step(&format!("Pushing a new image to {}/{repository}:v1", registry.host()));
-    let v2 = pusher.push_random(repository, "v1", ManifestFormat::Oci).await?;
+    step(&format!(
+        "Pushing a new image to {}/{repository}:v1",
+        registry.host()
+    ));
+    let v2 = pusher
+        .push_random(repository, "v1", ManifestFormat::Oci)
+        .await?;
     println!("    {}", v2.digest);
 
     let moved = wait_until("the tag to move", || async {
@@ -237,7 +259,9 @@ async fn walk_through(env: &TestEnv) -> Result<()> {
     let sets = Api::<ReplicaSet>::namespaced(client, NAMESPACE);
     let listed = wait_until("a ReplicaSet for the new digest", || async {
         let sets = replica_sets(&sets).await.ok()?;
-        sets.iter().any(|(_, image)| image.contains(&v2.digest)).then_some(sets)
+        sets.iter()
+            .any(|(_, image)| image.contains(&v2.digest))
+            .then_some(sets)
     })
     .await?;
     step("ReplicaSets (kube-controller-manager rolled out a new one):");

@@ -74,6 +74,14 @@ pub struct RunArgs {
     /// Requests in flight to one registry host at most.
     #[arg(long, env = "REGISTRY_MAX_CONCURRENCY", default_value_t = 8)]
     pub registry_max_concurrency: usize,
+    /// Registries image streams may import from, as globs on `host[:port]` separated by commas
+    /// (`quay.io,*.example.com,registry.local:5000`; a pattern without a port allows every port).
+    /// Empty allows every registry. Link-local and cloud metadata addresses are refused regardless.
+    #[arg(long, env = "ALLOWED_REGISTRIES", value_delimiter = ',')]
+    pub allowed_registries: Vec<String>,
+    /// Requests started per second to one registry host at most; 0 for no budget.
+    #[arg(long, env = "REGISTRY_RATE_LIMIT", default_value_t = 20)]
+    pub registry_rate_limit: u32,
     /// PEM file of extra certificate authorities trusted for every registry.
     #[arg(long, env = "REGISTRY_CA_BUNDLE")]
     pub registry_ca_bundle: Option<PathBuf>,
@@ -167,6 +175,7 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
         request_timeout: args.registry_timeout,
         limits: crate::registry::LimitsConfig {
             max_concurrency_per_host: args.registry_max_concurrency,
+            max_requests_per_second: args.registry_rate_limit,
             ..defaults.limits.clone()
         },
         extra_ca_pem: ca_bundle,
@@ -180,6 +189,9 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
         internal_registry_host: args.internal_registry_hostname,
         public_registry_host: args.public_registry_hostname,
         image_gc_grace: Some(args.image_gc_grace).filter(|grace| !grace.is_zero()),
+        allowed_registries: crate::domain::registry_allowlist::RegistryAllowlist::new(
+            &args.allowed_registries,
+        ),
     };
     let instance = std::env::var("POD_NAME").ok();
     crate::controller::run::run_controllers(

@@ -49,7 +49,12 @@ fn kubectl(env: &TestEnv, args: &[&str]) -> String {
 }
 
 /// A kubeconfig that authenticates as `service_account` with a token from the TokenRequest API.
-async fn service_account_kubeconfig(env: &TestEnv, namespace: &str, service_account: &str, dir: &std::path::Path) -> std::path::PathBuf {
+async fn service_account_kubeconfig(
+    env: &TestEnv,
+    namespace: &str,
+    service_account: &str,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
     let api = Api::<ServiceAccount>::namespaced(env.client().await, namespace);
     let request = TokenRequest {
         spec: TokenRequestSpec {
@@ -106,7 +111,9 @@ async fn the_operator_imports_with_only_the_deploy_service_account_rights() {
     let env = TestEnv::global().await;
     install(env).await;
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = service_account_kubeconfig(env, OPERATOR_NAMESPACE, "imagestream-operator", dir.path()).await;
+    let kubeconfig =
+        service_account_kubeconfig(env, OPERATOR_NAMESPACE, "imagestream-operator", dir.path())
+            .await;
     let ns = env.namespace("deploy").await;
     let running = start_binary(&kubeconfig, &["run", "--namespace", &ns], dir.path());
     let registry = env.registry();
@@ -116,7 +123,16 @@ async fn the_operator_imports_with_only_the_deploy_service_account_rights() {
         .await
         .unwrap();
     let api = Api::<ImageStream>::namespaced(env.client().await, &ns);
-    create_stream(&api, "app", vec![docker_tag("v1", &format!("{}/{repository}:v1", registry.host()), false)]).await;
+    create_stream(
+        &api,
+        "app",
+        vec![docker_tag(
+            "v1",
+            &format!("{}/{repository}:v1", registry.host()),
+            false,
+        )],
+    )
+    .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let stream = api.get("app").await.unwrap();
@@ -139,27 +155,50 @@ async fn a_missing_rbac_rule_is_reported_with_the_resource_and_verb() {
     install(env).await;
     let client = env.client().await;
     // The deploy/ ClusterRole without the rule that lets the operator write stream status.
-    let mut role = Api::<ClusterRole>::all(client.clone()).get("imagestream-operator").await.unwrap();
+    let mut role = Api::<ClusterRole>::all(client.clone())
+        .get("imagestream-operator")
+        .await
+        .unwrap();
     let name = format!("imagestream-operator-partial-{:08x}", rand::random::<u32>());
-    role.metadata = kube::api::ObjectMeta { name: Some(name.clone()), ..Default::default() };
+    role.metadata = kube::api::ObjectMeta {
+        name: Some(name.clone()),
+        ..Default::default()
+    };
     role.rules.as_mut().unwrap().retain(|rule| {
-        !rule.resources.as_ref().is_some_and(|r| r.iter().any(|r| r == "imagestreams/status"))
+        !rule
+            .resources
+            .as_ref()
+            .is_some_and(|r| r.iter().any(|r| r == "imagestreams/status"))
     });
-    Api::<ClusterRole>::all(client.clone()).create(&PostParams::default(), &role).await.unwrap();
+    Api::<ClusterRole>::all(client.clone())
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
     let sa_name = "partial";
     let ns = env.namespace("deploy").await;
-    let sa: ServiceAccount = serde_json::from_value(serde_json::json!({"metadata": {"name": sa_name}})).unwrap();
-    Api::<ServiceAccount>::namespaced(client.clone(), &ns).create(&PostParams::default(), &sa).await.unwrap();
+    let sa: ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": sa_name}})).unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
     let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
         "metadata": {"name": name},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
         "subjects": [{"kind": "ServiceAccount", "name": sa_name, "namespace": ns}]
     }))
     .unwrap();
-    Api::<ClusterRoleBinding>::all(client.clone()).create(&PostParams::default(), &binding).await.unwrap();
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = service_account_kubeconfig(env, &ns, sa_name, dir.path()).await;
-    let running = start_binary(&kubeconfig, &["run", "--namespace", &ns, "--leader-elect=false"], dir.path());
+    let running = start_binary(
+        &kubeconfig,
+        &["run", "--namespace", &ns, "--leader-elect=false"],
+        dir.path(),
+    );
     let registry = env.registry();
     let repository = unique("partial");
     ImagePusher::for_registry(registry)
@@ -167,7 +206,16 @@ async fn a_missing_rbac_rule_is_reported_with_the_resource_and_verb() {
         .await
         .unwrap();
     let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
-    create_stream(&api, "app", vec![docker_tag("v1", &format!("{}/{repository}:v1", registry.host()), false)]).await;
+    create_stream(
+        &api,
+        "app",
+        vec![docker_tag(
+            "v1",
+            &format!("{}/{repository}:v1", registry.host()),
+            false,
+        )],
+    )
+    .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let log = running.log();
