@@ -1,7 +1,9 @@
 //! The command line of the `imagestream-operator` binary: flags are parsed here, the work is done by
 //! the library modules.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -24,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the controllers against the cluster of the current kubeconfig (or the in-cluster
     /// service account).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Ask the running operator to import every importable tag of one image stream now, like
     /// `oc import-image`: sets the `imagestream-operator/import-requested` annotation to the current
     /// time (no spec change).
@@ -91,6 +93,35 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Address of the HTTP server with `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Run the controllers only while holding the leader Lease, so replicas can fail over
+    /// (`--leader-elect=false` runs them unconditionally).
+    #[arg(
+        long,
+        env = "LEADER_ELECT",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub leader_elect: bool,
+    /// Namespace of the leader Lease (default: `POD_NAMESPACE`, else the service account's
+    /// namespace, else `default`).
+    #[arg(long, env = "LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Name of the leader Lease; operators that must not exclude each other need different names.
+    #[arg(long, env = "LEADER_ELECTION_LEASE_NAME", default_value = crate::leader::DEFAULT_LEASE_NAME)]
+    pub leader_election_lease_name: String,
+    /// How long the Lease stays valid without renewal: a standby takes over at most this long after
+    /// the leader dies. Whole seconds, at least 2s; the leader renews at half of it.
+    #[arg(long, env = "LEADER_ELECTION_LEASE_DURATION", default_value = "15s", value_parser = parse_lease_duration)]
+    pub leader_election_lease_duration: Duration,
+    /// On SIGTERM, how long the reconciles in flight may take to finish before the Lease is released
+    /// and the process exits anyway.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
 }
 
 /// How log lines are written.
@@ -105,6 +136,16 @@ pub enum LogFormat {
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{s:?} is not a duration like 30s or 15m: {e}"))
+}
+
+fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    let duration = parse_duration(s)?;
+    if duration < crate::leader::LeaseTiming::MIN_DURATION {
+        return Err(format!(
+            "{s:?} is shorter than the shortest lease duration, 2s"
+        ));
+    }
+    Ok(duration)
 }
 
 /// A command that failed.
@@ -125,6 +166,15 @@ pub enum CliError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The HTTP server could not listen on its address.
+    #[error("could not listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// Leader election ended this instance's leadership.
+    #[error(transparent)]
+    Election(#[from] crate::leader::ElectionError),
     /// Writing a generated file failed.
     #[error("could not write {path}: {source}", path = path.display())]
     WriteFile {
@@ -143,7 +193,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Crds {
             output_dir: Some(dir),
         } => write_crd_files(&dir),
-        Command::Run(args) => run_operator(args).await,
+        Command::Run(args) => run_operator(*args).await,
         Command::ImportImage { stream, namespace } => request_import(&stream, namespace).await,
     }
 }
@@ -160,8 +210,10 @@ fn init_logging(format: LogFormat) {
 
 async fn run_operator(args: RunArgs) -> Result<(), CliError> {
     init_logging(args.log_format);
-    let client = kube::Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
+        .map_err(|e| CliError::Connect(e.to_string()))?;
+    let client = kube::Client::try_from(kube_config.clone())
         .map_err(|e| CliError::Connect(e.to_string()))?;
     let ca_bundle = match &args.registry_ca_bundle {
         Some(path) => Some(std::fs::read(path).map_err(|source| CliError::ReadFile {
@@ -170,6 +222,7 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
         })?),
         None => None,
     };
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let defaults = crate::registry::RegistryClientConfig::default();
     let registry = crate::registry::RegistryClient::new(crate::registry::RegistryClientConfig {
         request_timeout: args.registry_timeout,
@@ -179,6 +232,8 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
             ..defaults.limits.clone()
         },
         extra_ca_pem: ca_bundle,
+        // The client records into the instance `/metrics` serves.
+        metrics: metrics.registry_client().clone(),
         ..defaults
     })
     .map_err(|e| CliError::Registry(e.to_string()))?;
@@ -193,17 +248,124 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
             &args.allowed_registries,
         ),
     };
+    let timing = crate::leader::LeaseTiming::for_duration(args.leader_election_lease_duration);
+    let health = Arc::new(crate::server::Health::new(timing.duration));
+    let telemetry = crate::controller::run::Telemetry {
+        metrics: metrics.clone(),
+        health: health.clone(),
+    };
+
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .map_err(|source| CliError::Listen {
+            addr: args.http_addr,
+            source,
+        })?;
+    tracing::info!(addr = %args.http_addr, "serving /metrics, /healthz and /readyz");
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        crate::server::ServerState {
+            metrics: metrics.clone(),
+            health: health.clone(),
+        },
+        async move {
+            let _ = server_stopped.await;
+        },
+    ));
+
+    // One shutdown signal: /readyz turns unready at once, then the controllers stop.
+    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    let signal_health = health.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        signal_health.set_shutting_down();
+        let _ = shutdown_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
     let instance = std::env::var("POD_NAME").ok();
-    crate::controller::run::run_controllers(
-        client,
-        registry,
-        config,
-        args.namespace,
-        instance,
-        shutdown_signal(),
-    )
-    .await;
-    Ok(())
+    let namespace = args.namespace;
+    let result = if args.leader_elect {
+        let service_account_namespace =
+            std::fs::read_to_string(crate::leader::SERVICE_ACCOUNT_NAMESPACE_FILE).ok();
+        let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok());
+        let settings = crate::leader::ElectionSettings {
+            lease_name: args.leader_election_lease_name,
+            namespace: crate::leader::lease_namespace(
+                args.leader_election_namespace.as_deref(),
+                std::env::var("POD_NAMESPACE").ok().as_deref(),
+                service_account_namespace.as_deref(),
+            ),
+            identity: crate::leader::holder_identity(
+                instance.as_deref(),
+                host_name.as_deref(),
+                &format!("{:08x}", rand::random::<u32>()),
+            ),
+            timing,
+            drain_timeout: args.shutdown_timeout,
+        };
+        let lease_client =
+            kube::Client::try_from(crate::leader::lease_client_config(kube_config, &timing))
+                .map_err(|e| CliError::Connect(e.to_string()))?;
+        crate::leader::run_elected(
+            crate::leader::ElectionClients {
+                lease: lease_client,
+                watch: client.clone(),
+            },
+            &settings,
+            health.clone(),
+            metrics.clone(),
+            shutdown,
+            move |stop| {
+                crate::controller::run::run_controllers_reporting(
+                    client,
+                    registry,
+                    config,
+                    namespace,
+                    instance,
+                    telemetry,
+                    async move {
+                        let _ = stop.await;
+                    },
+                )
+            },
+        )
+        .await
+        .map_err(CliError::from)
+    } else {
+        metrics.set_leader(true);
+        let controllers = tokio::spawn(crate::controller::run::run_controllers_reporting(
+            client,
+            registry,
+            config,
+            namespace,
+            instance,
+            telemetry,
+            stopped(shutdown.clone()),
+        ));
+        // Wait for the signal, then give the reconciles in flight the shutdown timeout to finish.
+        stopped(shutdown).await;
+        if tokio::time::timeout(args.shutdown_timeout, controllers)
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?args.shutdown_timeout, "the controllers did not stop in time");
+        }
+        Ok(())
+    };
+
+    let _ = stop_server.send(());
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Err(err))) => tracing::warn!(error = %err, "the HTTP server failed"),
+        Ok(_) => {}
+        Err(_) => tracing::warn!("the HTTP server did not stop in time"),
+    }
+    result
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -302,6 +464,52 @@ mod tests {
         assert_eq!(args.import_interval, Duration::from_secs(15 * 60));
         assert_eq!(args.max_tag_history, 10);
         assert_eq!(args.platform.to_string(), "linux/amd64");
+    }
+
+    #[test]
+    fn leader_election_is_on_by_default_and_can_be_turned_off() {
+        let parse = |extra: &[&str]| {
+            let cli =
+                Cli::try_parse_from(["imagestream-operator", "run"].iter().chain(extra)).unwrap();
+            let Command::Run(args) = cli.command else {
+                panic!("not run")
+            };
+            args
+        };
+        let defaults = parse(&[]);
+        assert!(defaults.leader_elect);
+        assert_eq!(defaults.http_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(defaults.leader_election_lease_name, "imagestream-operator");
+        assert_eq!(
+            defaults.leader_election_lease_duration,
+            Duration::from_secs(15)
+        );
+        assert!(!parse(&["--leader-elect=false"]).leader_elect);
+        assert!(parse(&["--leader-elect"]).leader_elect);
+        let tuned = parse(&[
+            "--http-addr",
+            "127.0.0.1:9090",
+            "--leader-election-namespace",
+            "ops",
+            "--leader-election-lease-duration",
+            "4s",
+        ]);
+        assert_eq!(tuned.http_addr.port(), 9090);
+        assert_eq!(tuned.leader_election_namespace.as_deref(), Some("ops"));
+        assert_eq!(tuned.leader_election_lease_duration, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_lease_duration_under_two_seconds_is_refused() {
+        let err = Cli::try_parse_from([
+            "imagestream-operator",
+            "run",
+            "--leader-election-lease-duration",
+            "1s",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("2s"), "{err}");
     }
 
     #[test]

@@ -9,10 +9,15 @@
 //! - [`testenv`]: the local control plane and registries that integration tests and the demo run
 //!   against.
 //! - [`cli`]: the command-line interface of the `imagestream-operator` binary.
+//! - [`server`]: `/metrics`, `/healthz` and `/readyz`; [`metrics`]: the Prometheus metrics they serve;
+//!   [`leader`]: leader election on a Lease, so only one replica runs the controllers.
 
 pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod domain;
+pub mod leader;
+pub mod metrics;
 pub mod registry;
+pub mod server;
 pub mod testenv;

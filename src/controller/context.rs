@@ -101,6 +101,8 @@ pub struct Context {
     /// Parsed pull secrets by `namespace/name`, with the resourceVersion they were parsed at, so a
     /// rotated Secret is parsed again and an unchanged one is not.
     pub pull_secrets: Mutex<HashMap<String, (String, Option<PullSecret>)>>,
+    /// Reconcile and import counts.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Context {

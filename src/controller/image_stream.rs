@@ -31,6 +31,7 @@ use crate::domain::stream_status::{
     StatusSettings, StreamIdentity, TagChange, TagOutcome, next_status, status_differs,
 };
 use crate::domain::tag_source::{TagSource, copy_source_event, stream_image_event, tag_source};
+use crate::metrics::ImportResult;
 
 /// Transient failures of a reconcile; the stream is retried with backoff.
 #[derive(Debug, Error)]
@@ -255,6 +256,16 @@ pub async fn reconcile(
             };
             match importer::import_tag(&ctx, &keyring, &import).await {
                 Ok(imported) => {
+                    let before = status
+                        .and_then(|s| s.tag(&spec.name))
+                        .and_then(|t| t.items.first());
+                    ctx.metrics.count_import(
+                        if before.is_some_and(|e| e.image == imported.event.image) {
+                            ImportResult::Unchanged
+                        } else {
+                            ImportResult::Imported
+                        },
+                    );
                     if let Some(mirror) = imported.served_by {
                         served_by.insert(spec.name.clone(), mirror);
                     }
@@ -262,6 +273,7 @@ pub async fn reconcile(
                     outcomes.push((spec.name.clone(), TagOutcome::Event(imported.event)));
                 }
                 Err(err) => {
+                    ctx.metrics.count_import(ImportResult::Failed);
                     if err.is_transient() {
                         transient.push((spec.name.clone(), err.retry_after()));
                     } else {

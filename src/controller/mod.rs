@@ -15,6 +15,7 @@ pub mod image_stream;
 pub mod importer;
 pub mod mirrors;
 pub mod run;
+pub mod triggers;
 
 pub use context::{Context, ControllerConfig};
 

@@ -1,5 +1,6 @@
 //! Starts the controllers: the caches they read (Images, pull secrets, ImageStreams) and the
-//! ImageStream controller, until a shutdown signal.
+//! ImageStream controller, until a shutdown signal. What they count and whether their caches have
+//! synced is reported through [`Telemetry`] to the HTTP server.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,14 +13,16 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client};
 
-use super::image_stream::{error_policy, reconcile};
+use super::image_stream::{ReconcileError, error_policy, reconcile};
 use super::mirrors::{MirrorState, MirrorStores};
 use super::{Context, ControllerConfig};
 use crate::api::{
     Image, ImageContentSourcePolicy, ImageDigestMirrorSet, ImageStream, ImageTagMirrorSet,
 };
 use crate::domain::keyring::PullSecretFormat;
+use crate::metrics::{IMAGE_STREAM_CONTROLLER, Metrics};
 use crate::registry::RegistryClient;
+use crate::server::Health;
 use futures::channel::mpsc::UnboundedSender;
 
 /// Spawns a reflector for `api` filtered by `config` and returns its store.
@@ -87,14 +90,46 @@ where
     }
 }
 
-/// Runs the ImageStream controller until `shutdown` resolves. With `namespace`, only streams and pull
-/// secrets of that namespace are watched (Images are cluster-scoped and always watched whole).
+/// Where the controllers report: the metrics they count into and the health `/readyz` reads.
+#[derive(Debug, Clone, Default)]
+pub struct Telemetry {
+    /// Reconcile and import counts (give the registry client the same registry metrics).
+    pub metrics: Arc<Metrics>,
+    /// Told when every cache has synced.
+    pub health: Arc<Health>,
+}
+
+/// Runs the ImageStream controller until `shutdown` resolves, reporting to a [`Telemetry`] nobody
+/// reads (tests; `run` uses [`run_controllers_reporting`]).
 pub async fn run_controllers(
     client: Client,
     registry: RegistryClient,
     config: ControllerConfig,
     namespace: Option<String>,
     instance: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    run_controllers_reporting(
+        client,
+        registry,
+        config,
+        namespace,
+        instance,
+        Telemetry::default(),
+        shutdown,
+    )
+    .await;
+}
+
+/// Runs the ImageStream controller until `shutdown` resolves. With `namespace`, only streams and pull
+/// secrets of that namespace are watched (Images are cluster-scoped and always watched whole).
+pub async fn run_controllers_reporting(
+    client: Client,
+    registry: RegistryClient,
+    config: ControllerConfig,
+    namespace: Option<String>,
+    instance: Option<String>,
+    telemetry: Telemetry,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let images = spawn_reflector(
@@ -130,6 +165,15 @@ pub async fn run_controllers(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+
+    // Image triggers: workloads of `namespace` (or all), image streams of every namespace.
+    tokio::spawn(super::triggers::run_trigger_controller(
+        client.clone(),
+        namespace.clone(),
+        config.internal_registry_host.clone(),
+        instance.clone(),
+        stopped(stop_rx.clone()),
+    ));
 
     if let Some(grace) = config.image_gc_grace {
         // The collector reads every stream of the cluster, also when imports are scoped to one
@@ -200,6 +244,28 @@ pub async fn run_controllers(
         list_children: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
         pull_secrets: Mutex::new(HashMap::new()),
+        metrics: telemetry.metrics.clone(),
+    });
+    // The controller's own cache of streams is the last to sync. The controller waits on the same
+    // store, and kube's ready signal wakes only the last waiter, so ask again until it answers.
+    let streams = ctx.streams.clone();
+    let health = telemetry.health.clone();
+    tokio::spawn(async move {
+        loop {
+            let ready = streams.wait_until_ready();
+            match tokio::time::timeout(std::time::Duration::from_millis(250), ready).await {
+                Ok(Ok(())) => {
+                    tracing::info!("caches synced");
+                    health.set_caches_synced();
+                    break;
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "the image stream cache stopped before it synced");
+                    break;
+                }
+                Err(_) => {}
+            }
+        }
     });
     tokio::spawn(super::mirrors::maintain_index(
         ctx.clone(),
@@ -210,11 +276,26 @@ pub async fn run_controllers(
     tracing::info!("image stream controller started");
     controller
         .graceful_shutdown_on(stopped(stop_rx))
-        .run(reconcile, error_policy, ctx)
+        .run(counted_reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(error = %err, "reconcile round ended with an error");
             }
         })
         .await;
+}
+
+/// [`reconcile`], counted and timed in the metrics.
+async fn counted_reconcile(
+    guard: Arc<DeserializeGuard<ImageStream>>,
+    ctx: Arc<Context>,
+) -> Result<kube::runtime::controller::Action, ReconcileError> {
+    let started = std::time::Instant::now();
+    let result = reconcile(guard, ctx.clone()).await;
+    ctx.metrics.observe_reconcile(
+        IMAGE_STREAM_CONTROLLER,
+        started.elapsed(),
+        result.as_ref().err().map(ReconcileError::reason),
+    );
+    result
 }

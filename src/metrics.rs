@@ -1,0 +1,363 @@
+//! The operator's Prometheus metrics: one registry, prefixed `imagestream_operator`, holding the
+//! reconcile, import, trigger-write and leadership series and the registry client's own series.
+//! Labels name controllers, results, reasons, workload kinds and registry hosts — never objects.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::registry::RegistryMetrics;
+
+/// The prefix of every metric name.
+pub const METRICS_PREFIX: &str = "imagestream_operator";
+
+/// The `controller` label of the ImageStream controller.
+pub const IMAGE_STREAM_CONTROLLER: &str = "imagestream";
+
+/// The `controller` label of the trigger controller.
+pub const TRIGGER_CONTROLLER: &str = "triggers";
+
+/// The workload kinds image-change triggers write to, the values of the `kind` label.
+pub const TRIGGER_WORKLOAD_KINDS: [&str; 4] = ["Deployment", "StatefulSet", "DaemonSet", "CronJob"];
+
+/// The content type of [`Metrics::encode`]'s text.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Labels of per-controller samples.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ControllerLabels {
+    /// Which controller reconciled: `imagestream` or `triggers`.
+    pub controller: String,
+}
+
+/// Labels of a failed reconcile.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// Which controller reconciled.
+    pub controller: String,
+    /// The error's PascalCase reason, e.g. `StatusWriteFailed`.
+    pub reason: String,
+}
+
+/// Labels of an import.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ImportLabels {
+    /// One of [`ImportResult`]'s labels.
+    pub result: String,
+}
+
+/// Labels of a trigger write.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct TriggerWriteLabels {
+    /// The kind of the workload written: `Deployment`, `StatefulSet`, `DaemonSet` or `CronJob`.
+    pub kind: String,
+}
+
+/// How one tag's import ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportResult {
+    /// The tag now points at an image it did not point at before.
+    Imported,
+    /// The registry answered with the image the tag already had.
+    Unchanged,
+    /// The import failed (the tag's condition says why).
+    Failed,
+}
+
+impl ImportResult {
+    /// The `result` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ImportResult::Imported => "imported",
+            ImportResult::Unchanged => "unchanged",
+            ImportResult::Failed => "failed",
+        }
+    }
+}
+
+fn reconcile_histogram() -> Histogram {
+    // 5 ms … ~82 s: a reconcile served from caches up to one waiting on slow registries.
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+/// Every metric of the operator, registered in one registry. Share it as `Arc<Metrics>`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ControllerLabels, Counter>,
+    reconcile_failures: Family<FailureLabels, Counter>,
+    reconcile_duration: Family<ControllerLabels, Histogram, fn() -> Histogram>,
+    imports: Family<ImportLabels, Counter>,
+    trigger_writes: Family<TriggerWriteLabels, Counter>,
+    leader: Gauge,
+    registry_client: RegistryMetrics,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// New metrics with fresh registry-client metrics.
+    pub fn new() -> Self {
+        Self::with_registry_metrics(RegistryMetrics::new())
+    }
+
+    /// New metrics that also expose `registry_client`; give the same instance to the
+    /// `RegistryClientConfig` so the client records into what is scraped.
+    pub fn with_registry_metrics(registry_client: RegistryMetrics) -> Self {
+        let mut registry = Registry::with_prefix(METRICS_PREFIX);
+        let reconciles = Family::<ControllerLabels, Counter>::default();
+        let reconcile_failures = Family::<FailureLabels, Counter>::default();
+        let reconcile_duration =
+            Family::<ControllerLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                reconcile_histogram,
+            );
+        let imports = Family::<ImportLabels, Counter>::default();
+        let trigger_writes = Family::<TriggerWriteLabels, Counter>::default();
+        let leader = Gauge::default();
+        registry.register(
+            "reconciles",
+            "Reconciles run, per controller",
+            reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_failures",
+            "Reconciles that ended with a transient error and will be retried, per controller and reason",
+            reconcile_failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile took, per controller",
+            reconcile_duration.clone(),
+        );
+        registry.register(
+            "imports",
+            "Tag imports from registries, by result (imported, unchanged, failed)",
+            imports.clone(),
+        );
+        registry.register(
+            "trigger_writes",
+            "Image fields written to workloads by image-change triggers, per workload kind",
+            trigger_writes.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this instance holds the leader Lease (or runs without leader election), else 0",
+            leader.clone(),
+        );
+        registry_client.register(&mut registry);
+        // Every controller's series exist from the start, so a dashboard shows 0, not "no data".
+        for controller in [IMAGE_STREAM_CONTROLLER, TRIGGER_CONTROLLER] {
+            let labels = ControllerLabels {
+                controller: controller.to_owned(),
+            };
+            let _ = reconciles.get_or_create(&labels);
+        }
+        for result in [
+            ImportResult::Imported,
+            ImportResult::Unchanged,
+            ImportResult::Failed,
+        ] {
+            let _ = imports.get_or_create(&ImportLabels {
+                result: result.label().to_owned(),
+            });
+        }
+        for kind in TRIGGER_WORKLOAD_KINDS {
+            let _ = trigger_writes.get_or_create(&TriggerWriteLabels {
+                kind: kind.to_owned(),
+            });
+        }
+        Self {
+            registry,
+            reconciles,
+            reconcile_failures,
+            reconcile_duration,
+            imports,
+            trigger_writes,
+            leader,
+            registry_client,
+        }
+    }
+
+    /// The registry client's metrics, for `RegistryClientConfig { metrics, .. }`.
+    pub fn registry_client(&self) -> &RegistryMetrics {
+        &self.registry_client
+    }
+
+    /// Counts one reconcile of `controller` that took `elapsed`; `failure` is the error's reason
+    /// when it returned an error.
+    pub fn observe_reconcile(&self, controller: &str, elapsed: Duration, failure: Option<&str>) {
+        let labels = ControllerLabels {
+            controller: controller.to_owned(),
+        };
+        self.reconciles.get_or_create(&labels).inc();
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        if let Some(reason) = failure {
+            self.reconcile_failures
+                .get_or_create(&FailureLabels {
+                    controller: controller.to_owned(),
+                    reason: reason.to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// Counts one tag import.
+    pub fn count_import(&self, result: ImportResult) {
+        self.imports
+            .get_or_create(&ImportLabels {
+                result: result.label().to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one write of image fields to a workload of `kind` (`Deployment`, `StatefulSet`, …).
+    pub fn count_trigger_write(&self, kind: &str) {
+        self.trigger_writes
+            .get_or_create(&TriggerWriteLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records whether this instance leads.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// Reconciles counted for `controller`.
+    pub fn reconcile_count(&self, controller: &str) -> u64 {
+        self.reconciles
+            .get(&ControllerLabels {
+                controller: controller.to_owned(),
+            })
+            .map_or(0, |c| c.get())
+    }
+
+    /// Imports counted with `result`.
+    pub fn import_count(&self, result: ImportResult) -> u64 {
+        self.imports
+            .get(&ImportLabels {
+                result: result.label().to_owned(),
+            })
+            .map_or(0, |c| c.get())
+    }
+
+    /// Trigger writes counted for `kind`.
+    pub fn trigger_write_count(&self, kind: &str) -> u64 {
+        self.trigger_writes
+            .get(&TriggerWriteLabels {
+                kind: kind.to_owned(),
+            })
+            .map_or(0, |c| c.get())
+    }
+
+    /// Every metric as OpenMetrics text (served with [`OPENMETRICS_CONTENT_TYPE`]).
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::metrics::RequestOutcome;
+
+    #[test]
+    fn reconciles_are_counted_and_timed_per_controller_with_failures_by_reason() {
+        let metrics = Metrics::new();
+        metrics.observe_reconcile(IMAGE_STREAM_CONTROLLER, Duration::from_millis(12), None);
+        metrics.observe_reconcile(
+            IMAGE_STREAM_CONTROLLER,
+            Duration::from_millis(40),
+            Some("StatusWriteFailed"),
+        );
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains(r#"imagestream_operator_reconciles_total{controller="imagestream"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"imagestream_operator_reconcile_failures_total{controller="imagestream",reason="StatusWriteFailed"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"imagestream_operator_reconcile_duration_seconds_count{controller="imagestream"} 2"#
+            ),
+            "{text}"
+        );
+        assert_eq!(metrics.reconcile_count(IMAGE_STREAM_CONTROLLER), 2);
+    }
+
+    #[test]
+    fn every_import_result_and_controller_is_exported_before_it_happens() {
+        let text = Metrics::new().encode().unwrap();
+        for result in ["imported", "unchanged", "failed"] {
+            assert!(
+                text.contains(&format!(
+                    r#"imagestream_operator_imports_total{{result="{result}"}} 0"#
+                )),
+                "{text}"
+            );
+        }
+        assert!(
+            text.contains(r#"imagestream_operator_reconciles_total{controller="triggers"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"imagestream_operator_trigger_writes_total{kind="CronJob"} 0"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn imports_trigger_writes_and_leadership_are_counted() {
+        let metrics = Metrics::new();
+        metrics.count_import(ImportResult::Imported);
+        metrics.count_import(ImportResult::Unchanged);
+        metrics.count_import(ImportResult::Unchanged);
+        metrics.count_trigger_write("Deployment");
+        metrics.set_leader(true);
+        assert_eq!(metrics.import_count(ImportResult::Unchanged), 2);
+        assert_eq!(metrics.import_count(ImportResult::Failed), 0);
+        assert_eq!(metrics.trigger_write_count("Deployment"), 1);
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains(r#"imagestream_operator_trigger_writes_total{kind="Deployment"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("imagestream_operator_leader 1"), "{text}");
+    }
+
+    #[test]
+    fn the_registry_clients_metrics_are_exported_from_the_shared_instance() {
+        let client_metrics = RegistryMetrics::new();
+        let metrics = Metrics::with_registry_metrics(client_metrics.clone());
+        client_metrics.observe_request(
+            "r.example",
+            "HEAD",
+            RequestOutcome::Status(200),
+            Duration::from_millis(3),
+        );
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains(r#"imagestream_operator_registry_requests_total{registry="r.example",method="HEAD",result="2xx"} 1"#),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
