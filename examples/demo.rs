@@ -143,7 +143,13 @@ async fn main() -> Result<()> {
     std::fs::write(&kubeconfig, operator_config)?;
     let binary = std::path::Path::new(root).join("target/debug/imagestream-operator");
     let mut operator = Command::new(&binary)
-        .args(["run", "--import-interval", "2s"])
+        .args([
+            "run",
+            "--import-interval",
+            "2s",
+            "--http-addr",
+            &format!("127.0.0.1:{}", imagestream_operator::testenv::free_port()?),
+        ])
         .env("KUBECONFIG", &kubeconfig)
         .env("POD_NAMESPACE", "imagestream-operator")
         .env("RUST_LOG", "warn")

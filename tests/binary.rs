@@ -44,11 +44,26 @@ async fn the_binary_imports_and_import_image_requests_a_fresh_import_without_a_s
         .await
         .unwrap();
     let _running = Running(
-        operator(env, &["run", "--namespace", &ns, "--image-gc-grace", "0s"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        operator(
+            env,
+            &[
+                "run",
+                "--namespace",
+                &ns,
+                "--image-gc-grace",
+                "0s",
+                "--leader-elect=false",
+                "--http-addr",
+                &format!(
+                    "127.0.0.1:{}",
+                    imagestream_operator::testenv::free_port().unwrap()
+                ),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
     );
     let api = Api::<ImageStream>::namespaced(env.client().await, &ns);
     let from = format!("{}/{repository}:v1", registry.host());

@@ -19,7 +19,7 @@ use support::*;
 
 const OPERATOR_NAMESPACE: &str = "imagestream-operator";
 
-/// The operator binary, killed when dropped; its stderr goes to a file the test can read.
+/// The operator binary, killed when dropped; its output goes to a file the test can read.
 struct Running {
     child: Child,
     log: std::path::PathBuf,
@@ -88,22 +88,30 @@ async fn service_account_kubeconfig(
 
 fn start_binary(kubeconfig: &std::path::Path, args: &[&str], dir: &std::path::Path) -> Running {
     let log = dir.join(format!("operator-{:08x}.log", rand::random::<u32>()));
+    let output = std::fs::File::create(&log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_imagestream-operator"))
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("POD_NAMESPACE", OPERATOR_NAMESPACE)
         .env("RUST_LOG", "imagestream_operator=info")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(output.try_clone().unwrap())
+        .stderr(output)
         .spawn()
         .unwrap();
     Running { child, log }
 }
 
+/// Applies deploy/ once per test binary (two tests applying it at once race on creating the same
+/// objects).
 async fn install(env: &TestEnv) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    kubectl(env, &["apply", "-k", &format!("{root}/deploy")]);
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    INSTALLED
+        .get_or_init(|| async {
+            let root = env!("CARGO_MANIFEST_DIR");
+            kubectl(env, &["apply", "-k", &format!("{root}/deploy")]);
+        })
+        .await;
 }
 
 #[tokio::test]
@@ -115,7 +123,16 @@ async fn the_operator_imports_with_only_the_deploy_service_account_rights() {
         service_account_kubeconfig(env, OPERATOR_NAMESPACE, "imagestream-operator", dir.path())
             .await;
     let ns = env.namespace("deploy").await;
-    let running = start_binary(&kubeconfig, &["run", "--namespace", &ns], dir.path());
+    // Leader election as deployed: the Lease in the operator's namespace, under the Role of deploy/.
+    let http = format!(
+        "127.0.0.1:{}",
+        imagestream_operator::testenv::free_port().unwrap()
+    );
+    let running = start_binary(
+        &kubeconfig,
+        &["run", "--namespace", &ns, "--http-addr", &http],
+        dir.path(),
+    );
     let registry = env.registry();
     let repository = unique("deploy");
     let pushed = ImagePusher::for_registry(registry)
@@ -196,7 +213,17 @@ async fn a_missing_rbac_rule_is_reported_with_the_resource_and_verb() {
     let kubeconfig = service_account_kubeconfig(env, &ns, sa_name, dir.path()).await;
     let running = start_binary(
         &kubeconfig,
-        &["run", "--namespace", &ns, "--leader-elect=false"],
+        &[
+            "run",
+            "--namespace",
+            &ns,
+            "--leader-elect=false",
+            "--http-addr",
+            &format!(
+                "127.0.0.1:{}",
+                imagestream_operator::testenv::free_port().unwrap()
+            ),
+        ],
         dir.path(),
     );
     let registry = env.registry();
