@@ -4,8 +4,12 @@
 //!
 //! - [`api`]: the custom resource types, with OpenShift's groups, kinds and JSON field names, and the
 //!   `image.openshift.io/triggers` annotation type. [`api::crds`] renders every CustomResourceDefinition.
-//! - [`domain`]: pure rules with no I/O (image naming, and later reference parsing, history, schedules,
-//!   mirror plans and trigger resolution), tested without a cluster.
+//! - [`domain`]: pure rules with no I/O — reference parsing, tag history, import schedules, tag
+//!   sources, pull-secret keyrings, platforms, mirror plans, trigger resolution, Image garbage
+//!   collection — tested without a cluster.
+//! - [`registry`]: the registry client (HEAD/GET, challenge-driven auth, limits, metrics).
+//! - [`controller`]: the ImageStream and trigger controllers, the importer, the mirror index and the
+//!   Image collector; each a fetch → plan → apply → status pipeline over the pure rules.
 //! - [`testenv`]: the local control plane and registries that integration tests and the demo run
 //!   against.
 //! - [`cli`]: the command-line interface of the `imagestream-operator` binary.

@@ -55,6 +55,7 @@ fn start_triggers(client: Client, namespace: &str) -> Triggers {
         Some(namespace.to_owned()),
         None,
         Some("test".into()),
+        None,
         async move {
             let _ = stopped.await;
         },

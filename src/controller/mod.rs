@@ -6,6 +6,8 @@
 //! - [`image_gc`]: deletes Images no stream references any more, after a grace period.
 //! - [`importer`]: one tag's import: registry HEAD, manifest and config GETs, Image objects.
 //! - [`mirrors`]: the mirror index imports plan with, and re-imports when mirror policies change.
+//! - [`triggers`]: keeps workload container images on their ImageStream tags
+//!   (`image.openshift.io/triggers`).
 //! - [`context`]: the shared [`Context`](context::Context) with its caches and per-stream memory.
 
 pub mod context;

@@ -172,6 +172,7 @@ pub async fn run_controllers_reporting(
         namespace.clone(),
         config.internal_registry_host.clone(),
         instance.clone(),
+        Some(telemetry.metrics.clone()),
         stopped(stop_rx.clone()),
     ));
 

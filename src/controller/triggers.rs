@@ -283,6 +283,8 @@ struct Problem {
 struct Shared {
     client: Client,
     reporter: Reporter,
+    /// Where trigger writes are counted, when the operator exports metrics.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     internal_registry_host: Option<String>,
     streams: Store<DeserializeGuard<ImageStream>>,
     index: Mutex<StreamIndex>,
@@ -417,6 +419,7 @@ pub async fn run_trigger_controller(
     namespace: Option<String>,
     internal_registry_host: Option<String>,
     instance: Option<String>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     // One shutdown signal, fanned out to the stream watch and every workload kind.
@@ -455,6 +458,7 @@ pub async fn run_trigger_controller(
     .touched_objects();
     let shared = Arc::new(Shared {
         client,
+        metrics,
         reporter: Reporter {
             controller: FIELD_MANAGER.into(),
             instance,
@@ -837,6 +841,9 @@ async fn apply_images<K: TriggeredWorkload>(
             &Patch::Apply(&body),
         )
         .await?;
+    if let Some(metrics) = &shared.metrics {
+        metrics.count_trigger_write(K::KIND.kind());
+    }
     tracing::info!(
         workload = %key,
         changes = %plan.changes.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
