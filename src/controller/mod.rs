@@ -8,7 +8,7 @@
 //! - [`mirrors`]: the mirror index imports plan with, and re-imports when mirror policies change.
 //! - [`triggers`]: keeps workload container images on their ImageStream tags
 //!   (`image.openshift.io/triggers`).
-//! - [`context`]: the shared [`Context`](context::Context) with its caches and per-stream memory.
+//! - [`context`]: the shared [`Context`] with its caches and per-stream memory.
 
 pub mod context;
 pub mod image_gc;

@@ -30,7 +30,7 @@ impl HistoryChange {
 
 /// Records `event` in `items` by OpenShift's rule, comparing with `items[0]` only:
 ///
-/// | items[0] vs event | action |
+/// | `items[0]` vs event | action |
 /// |---|---|
 /// | no history | `[event]` |
 /// | same reference, image and generation | nothing |

@@ -248,7 +248,7 @@ impl ImageReference {
         self.registry == DOCKER_HUB
     }
 
-    /// The host[:port] whose registry API serves this image: `registry-1.docker.io` for Docker Hub,
+    /// The `host[:port]` whose registry API serves this image: `registry-1.docker.io` for Docker Hub,
     /// otherwise the registry as written, in lower case.
     pub fn api_host(&self) -> &str {
         if self.is_docker_hub() {
