@@ -578,7 +578,7 @@ fn run_kind<K: TriggeredWorkload>(
     let shared = shared.clone();
     async move {
         applier(
-            |workload, shared| Box::pin(reconcile::<K>(workload, shared)),
+            |workload, shared| Box::pin(counted_reconcile::<K>(workload, shared)),
             error_policy::<K>,
             shared,
             store,
@@ -640,6 +640,23 @@ fn keep_triggered<K: TriggeredWorkload>(
 // ---------------------------------------------------------------------------------------------------
 // Reconcile
 // ---------------------------------------------------------------------------------------------------
+
+/// [`reconcile`], timed and counted in the operator's metrics.
+async fn counted_reconcile<K: TriggeredWorkload>(
+    guard: Arc<DeserializeGuard<K>>,
+    shared: Arc<Shared>,
+) -> Result<Action, ReconcileError> {
+    let started = std::time::Instant::now();
+    let result = reconcile::<K>(guard, shared.clone()).await;
+    if let Some(metrics) = &shared.metrics {
+        metrics.observe_reconcile(
+            crate::metrics::TRIGGER_CONTROLLER,
+            started.elapsed(),
+            result.as_ref().err().map(|err| err.reason()),
+        );
+    }
+    result
+}
 
 /// Reconciles the triggers of one workload.
 async fn reconcile<K: TriggeredWorkload>(
