@@ -109,7 +109,20 @@ async fn install(env: &TestEnv) {
     INSTALLED
         .get_or_init(|| async {
             let root = env!("CARGO_MANIFEST_DIR");
-            kubectl(env, &["apply", "-k", &format!("{root}/deploy")]);
+            let out = kubectl(env, &["apply", "-k", &format!("{root}/deploy")]);
+            for object in [
+                "customresourcedefinition.apiextensions.k8s.io/imagestreams.image.openshift.io",
+                "namespace/imagestream-operator",
+                "serviceaccount/imagestream-operator",
+                "clusterrole.rbac.authorization.k8s.io/imagestream-operator",
+                "deployment.apps/imagestream-operator",
+                "service/imagestream-operator",
+            ] {
+                assert!(
+                    out.contains(object),
+                    "kubectl apply -k deploy/ did not apply {object}:\n{out}"
+                );
+            }
         })
         .await;
 }
