@@ -4,6 +4,8 @@
 
 use thiserror::Error;
 
+use crate::domain::reference::is_valid_digest;
+
 /// A digest that cannot be an Image name, or a name that is not an Image name.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ImageNameError {
@@ -15,16 +17,8 @@ pub enum ImageNameError {
     InvalidName { name: String },
 }
 
-/// Digest algorithms accepted in Image names, with the length of their lower-case hex encoding.
-const ALGORITHMS: [(&str, usize); 2] = [("sha256", 64), ("sha512", 128)];
-
 fn valid_parts(algorithm: &str, hex: &str) -> bool {
-    ALGORITHMS
-        .iter()
-        .any(|(name, len)| *name == algorithm && hex.len() == *len)
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    is_valid_digest(&format!("{algorithm}:{hex}"))
 }
 
 /// The Image object name for a manifest digest: `sha256:ab…` becomes `sha256.ab…`.

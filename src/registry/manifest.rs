@@ -259,19 +259,9 @@ fn check_descriptor(what: &'static str, digest: &str, size: i64) -> Result<(), M
     Ok(())
 }
 
-/// Whether `digest` is `sha256:` + 64 or `sha512:` + 128 lower-case hex digits, the algorithms
-/// the client can verify.
-pub fn is_valid_digest(digest: &str) -> bool {
-    let Some((algorithm, hex)) = digest.split_once(':') else {
-        return false;
-    };
-    let expected_len = match algorithm {
-        "sha256" => 64,
-        "sha512" => 128,
-        _ => return false,
-    };
-    hex.len() == expected_len && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
+/// The digest rule every layer shares (sha256 or sha512, lower-case hex): the client can verify
+/// exactly those.
+pub use crate::domain::reference::is_valid_digest;
 
 /// The facts from an image config blob that Image objects record.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
