@@ -7,19 +7,16 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use thiserror::Error;
 use tokio::time::Instant;
 
+use super::access::{lookup_stream, service_account_may_get_image_streams};
 use super::importer::{self, ImportError, TagImport};
 use super::{Context, FIELD_MANAGER, IMPORT_REQUESTED_ANNOTATION};
 use crate::api::ImageStream;
@@ -402,15 +399,6 @@ fn cross_namespace_refused(namespace: &str, source_namespace: &str) -> ImportFai
     }
 }
 
-fn lookup_stream(
-    store: &Store<DeserializeGuard<ImageStream>>,
-    namespace: &str,
-    name: &str,
-) -> Option<ImageStream> {
-    let guard = store.get(&ObjectRef::new(name).within(namespace))?;
-    guard.0.as_ref().ok().cloned()
-}
-
 /// Whether the service accounts of `namespace` may `get imagestreams` in `source_namespace`; always
 /// true within one namespace. This is the check OpenShift makes for the user who tags across
 /// namespaces; the operator has no user, so it asks on behalf of the namespace's service accounts.
@@ -422,33 +410,12 @@ async fn may_read_streams(
     if namespace == source_namespace {
         return Ok(true);
     }
-    let review = SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user: Some(format!("system:serviceaccount:{namespace}:default")),
-            groups: Some(vec![
-                "system:serviceaccounts".into(),
-                format!("system:serviceaccounts:{namespace}"),
-                "system:authenticated".into(),
-            ]),
-            resource_attributes: Some(ResourceAttributes {
-                group: Some("image.openshift.io".into()),
-                resource: Some("imagestreams".into()),
-                verb: Some("get".into()),
-                namespace: Some(source_namespace.into()),
-                ..ResourceAttributes::default()
-            }),
-            ..SubjectAccessReviewSpec::default()
-        },
-        ..SubjectAccessReview::default()
-    };
-    let answer = Api::<SubjectAccessReview>::all(ctx.client.clone())
-        .create(&PostParams::default(), &review)
+    service_account_may_get_image_streams(&ctx.client, namespace, "default", source_namespace, None)
         .await
         .map_err(|source| ReconcileError::AccessReview {
             namespace: source_namespace.to_owned(),
             source,
-        })?;
-    Ok(answer.status.is_some_and(|s| s.allowed))
+        })
 }
 
 async fn publish_changes(

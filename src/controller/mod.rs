@@ -8,8 +8,10 @@
 //! - [`mirrors`]: the mirror index imports plan with, and re-imports when mirror policies change.
 //! - [`triggers`]: keeps workload container images on their ImageStream tags
 //!   (`image.openshift.io/triggers`).
+//! - [`access`]: cached stream lookups and the access review for cross-namespace references.
 //! - [`context`]: the shared [`Context`] with its caches and per-stream memory.
 
+pub mod access;
 pub mod context;
 pub mod image_gc;
 pub mod image_object;

@@ -19,12 +19,9 @@ use std::time::Duration;
 use futures::channel::mpsc;
 use futures::{FutureExt, Stream, StreamExt, future, stream};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ObjectReference, PodSpec};
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::core::{DeserializeGuard, NamespaceResourceScope};
 use kube::runtime::controller::{self, Action, ReconcileReason, ReconcileRequest, trigger_self};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -35,6 +32,7 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 use super::FIELD_MANAGER;
+use super::access::{lookup_stream, service_account_may_get_image_streams};
 use crate::api::ImageStream;
 use crate::api::triggers::{
     ContainerList, ImageTrigger, TRIGGERS_ANNOTATION, WorkloadKind, locate_containers,
@@ -912,15 +910,6 @@ fn reset_failures(shared: &Shared, uid: &str) {
     }
 }
 
-fn lookup_stream(
-    store: &Store<DeserializeGuard<ImageStream>>,
-    namespace: &str,
-    name: &str,
-) -> Option<ImageStream> {
-    let guard = store.get(&ObjectRef::new(name).within(namespace))?;
-    guard.0.as_ref().ok().cloned()
-}
-
 /// Whether the workload's pod service account may `get` the trigger's image stream (in another
 /// namespace): the rights the pods would need to read it themselves. OpenShift skips this check and
 /// acts with the controller's own rights; a tenant could then follow any namespace's streams.
@@ -930,38 +919,20 @@ async fn may_get_stream(
     service_account: &str,
     trigger: &ImageTrigger,
 ) -> Result<bool, ReconcileError> {
-    let review = SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user: Some(format!(
-                "system:serviceaccount:{namespace}:{service_account}"
-            )),
-            groups: Some(vec![
-                "system:serviceaccounts".into(),
-                format!("system:serviceaccounts:{namespace}"),
-                "system:authenticated".into(),
-            ]),
-            resource_attributes: Some(ResourceAttributes {
-                group: Some("image.openshift.io".into()),
-                resource: Some("imagestreams".into()),
-                verb: Some("get".into()),
-                namespace: Some(trigger.namespace.clone()),
-                name: Some(trigger.stream.clone()),
-                ..ResourceAttributes::default()
-            }),
-            ..SubjectAccessReviewSpec::default()
-        },
-        ..SubjectAccessReview::default()
-    };
-    let answer = Api::<SubjectAccessReview>::all(client.clone())
-        .create(&PostParams::default(), &review)
-        .await
-        .map_err(|source| ReconcileError::AccessReview {
-            service_account: format!("{namespace}:{service_account}"),
-            namespace: trigger.namespace.clone(),
-            stream: trigger.stream.clone(),
-            source,
-        })?;
-    Ok(answer.status.is_some_and(|status| status.allowed))
+    service_account_may_get_image_streams(
+        client,
+        namespace,
+        service_account,
+        &trigger.namespace,
+        Some(&trigger.stream),
+    )
+    .await
+    .map_err(|source| ReconcileError::AccessReview {
+        service_account: format!("{namespace}:{service_account}"),
+        namespace: trigger.namespace.clone(),
+        stream: trigger.stream.clone(),
+        source,
+    })
 }
 
 /// Backoff for reconciles that returned an error: 1s, 2s, 4s, … up to 5 minutes, per workload.
