@@ -134,13 +134,7 @@ impl TestEnv {
             let plane = ControlPlane::start(&dir, &assets.etcd, &assets.kube_apiserver).await?;
             (plane.kubeconfig().to_owned(), Some(assets), Some(plane))
         };
-        let registry_bin = assets
-            .as_ref()
-            .and_then(|a| a.registry.clone())
-            .ok_or_else(|| TestEnvError::MissingAsset {
-                program: "docker-registry".into(),
-                variable: "TEST_ASSET_REGISTRY".into(),
-            })?;
+        let registry_bin = registry_binary(assets.as_ref())?;
         let registry = Registry::start(
             &registry_bin,
             &dir.join("registry"),
@@ -187,14 +181,7 @@ impl TestEnv {
         name: &str,
         options: &RegistryOptions,
     ) -> Result<Registry, TestEnvError> {
-        let binary = self
-            .assets
-            .as_ref()
-            .and_then(|a| a.registry.clone())
-            .ok_or_else(|| TestEnvError::MissingAsset {
-                program: "docker-registry".into(),
-                variable: "TEST_ASSET_REGISTRY".into(),
-            })?;
+        let binary = registry_binary(self.assets.as_ref())?;
         let dir = self
             .dir
             .join(format!("registry-{name}-{:08x}", rand::random::<u32>()));
@@ -289,6 +276,16 @@ impl TestEnv {
         }
         Ok(())
     }
+}
+
+/// The distribution registry program, or why there is none.
+fn registry_binary(assets: Option<&Assets>) -> Result<PathBuf, TestEnvError> {
+    assets
+        .and_then(|a| a.registry.clone())
+        .ok_or_else(|| TestEnvError::MissingAsset {
+            program: "docker-registry".into(),
+            variable: "TEST_ASSET_REGISTRY".into(),
+        })
 }
 
 /// Installs the process-wide rustls crypto provider (ring) unless one is installed already.
