@@ -15,7 +15,9 @@ build:
 provision:
 	bash hack/provision.sh >/dev/null
 
-## test: provision, then formatting, lints and every test (unit and integration).
+## test: provision, then formatting, lints and every test (unit and integration). Incremental
+## compilation is off unless CARGO_INCREMENTAL says otherwise: its cache would double target/.
+test: export CARGO_INCREMENTAL ?= 0
 test: provision
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -27,7 +29,7 @@ unit:
 
 ## integration: the tests against the real kube-apiserver and registry.
 integration: provision
-	$(CARGO) test --tests
+	$(CARGO) test --test integration
 
 ## crds: regenerate crds/ from the API types.
 crds:

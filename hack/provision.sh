@@ -95,8 +95,7 @@ for b in kube-apiserver kube-controller-manager kubectl; do
   install -m 0755 "_output/local/bin/linux/$(go env GOARCH)/$b" "$bin_dir/$b"
 done
 cd "$cache_dir"
-rm -rf "$work"
-rm -f "$bin_dir"/.kubernetes-*
+rm -rf "$work" "$GOCACHE"
 rm -f "$bin_dir"/.kubernetes-*
 touch "$stamp"
 log "kubernetes $k8s_version binaries built into $bin_dir"

@@ -2,11 +2,10 @@
 //! the operator runs with nothing but the deploy/ ServiceAccount's rights and still imports, and a
 //! missing rule is reported clearly.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::*;
 use imagestream_operator::api::ImageStream;
 use imagestream_operator::testenv::TestEnv;
 use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
@@ -15,7 +14,6 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
 use kube::api::PostParams;
-use support::*;
 
 const OPERATOR_NAMESPACE: &str = "imagestream-operator";
 

@@ -2,12 +2,11 @@
 //! `/metrics`, `/healthz` and `/readyz` endpoints, and leader election between two instances —
 //! one leader, failover after the leader is killed, and a Lease handed over at once on SIGTERM.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
+use crate::support::*;
 use imagestream_operator::api::ImageStream;
 use imagestream_operator::leader::DEFAULT_LEASE_NAME;
 use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
@@ -16,7 +15,6 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 

@@ -1,6 +1,5 @@
 //! Shared pieces of the integration tests that run the operator: starting it in-process scoped to
 //! a test's namespace, creating streams, and waiting for and reading their status.
-#![allow(dead_code)]
 
 use std::time::Duration;
 

@@ -1,17 +1,15 @@
 //! The `imagestream-operator` binary itself against the real apiserver and registry: `run` imports,
 //! and `import-image` asks for an immediate import without touching the spec.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::*;
 use imagestream_operator::api::ImageStream;
 use imagestream_operator::controller::IMPORT_REQUESTED_ANNOTATION;
 use imagestream_operator::testenv::TestEnv;
 use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
 use kube::{Api, ResourceExt};
-use support::*;
 
 /// The operator binary, killed when dropped.
 struct Running(Child);

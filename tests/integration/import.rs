@@ -2,16 +2,14 @@
 //! operator in-process, scoped to its own namespace, pushes images from the test, and asserts on the
 //! stored ImageStream, the Image objects and the registry's request log.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use imagestream_operator::api::{Image, ImageStream};
 use imagestream_operator::domain::image_name::image_name_for_digest;
 use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat, TestIndex};
 use imagestream_operator::testenv::{RegistryOptions, RegistryRequest, TestEnv};
 use kube::Api;
-use support::*;
 
 #[tokio::test]
 async fn a_first_import_records_the_digest_in_the_users_spelling_and_creates_the_image() {

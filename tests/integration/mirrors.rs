@@ -3,10 +3,9 @@
 //! tags, NeverContactSource, wildcard sources, merged order, mirror credentials, and the reaction to
 //! a mirror object going away.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use imagestream_operator::api::{
     ImageContentSourcePolicy, ImageDigestMirrorSet, ImageStream, ImageTagMirrorSet,
 };
@@ -17,7 +16,6 @@ use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use support::*;
 
 /// Creates a cluster-scoped mirror object from JSON; it is deleted when the returned guard drops.
 async fn create_mirror_object<K>(client: &Client, manifest: serde_json::Value) -> Cleanup<K>

@@ -3,11 +3,10 @@
 //! fields and their Events. Rollout tests also run the ImageStream controller against the real test
 //! registry and the real kube-controller-manager; the others write ImageStream status directly.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::*;
 use imagestream_operator::api::ImageStream;
 use imagestream_operator::api::triggers::TRIGGERS_ANNOTATION;
 use imagestream_operator::controller::triggers::{
@@ -25,7 +24,6 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use support::*;
 use tokio::sync::oneshot;
 
 /// How long a test waits for something the controllers should do in a few seconds.

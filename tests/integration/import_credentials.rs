@@ -3,11 +3,10 @@
 //! CA) and pull Secrets: which Secret serves which namespace, rotation and exclusion, and what the
 //! registry and token service saw. Also: a cross-stream tag copy does not follow its source.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use imagestream_operator::api::ImageStream;
@@ -25,7 +24,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
-use support::*;
 
 /// Long enough that no scheduled check happens during a test that does not want one.
 const NEVER: Duration = Duration::from_secs(900);

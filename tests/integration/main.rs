@@ -1,0 +1,20 @@
+//! Integration tests against the real components: one kube-apiserver with etcd (and, for rollouts,
+//! kube-controller-manager) started on 127.0.0.1 for this whole test binary, real distribution
+//! registries per test, and each test in its own namespace.
+//!
+//! Everything lives in one test binary on purpose: a Rust test binary links every dependency
+//! statically, so one binary instead of one per file keeps the build small on disk and quick to
+//! link, and the control plane starts once.
+
+mod support;
+
+mod binary;
+mod deploy;
+mod environment;
+mod harness_images;
+mod import;
+mod import_credentials;
+mod manifests;
+mod mirrors;
+mod operations;
+mod triggers;
