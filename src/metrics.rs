@@ -59,6 +59,22 @@ pub struct TriggerWriteLabels {
     pub kind: String,
 }
 
+/// Labels of an in-memory cache's size.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// One of [`REMEMBERED_CACHES`].
+    pub cache: String,
+}
+
+/// The in-memory caches whose sizes are exported: per-stream memory, shared registry answers,
+/// manifest-list child choices, and parsed pull secrets.
+pub const REMEMBERED_CACHES: [&str; 4] = [
+    "stream_memory",
+    "registry_answers",
+    "list_choices",
+    "pull_secrets",
+];
+
 /// How one tag's import ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportResult {
@@ -96,6 +112,7 @@ pub struct Metrics {
     imports: Family<ImportLabels, Counter>,
     trigger_writes: Family<TriggerWriteLabels, Counter>,
     leader: Gauge,
+    remembered: Family<CacheLabels, Gauge>,
     registry_client: RegistryMetrics,
 }
 
@@ -124,6 +141,7 @@ impl Metrics {
         let imports = Family::<ImportLabels, Counter>::default();
         let trigger_writes = Family::<TriggerWriteLabels, Counter>::default();
         let leader = Gauge::default();
+        let remembered = Family::<CacheLabels, Gauge>::default();
         registry.register(
             "reconciles",
             "Reconciles run, per controller",
@@ -154,6 +172,11 @@ impl Metrics {
             "1 while this instance holds the leader Lease (or runs without leader election), else 0",
             leader.clone(),
         );
+        registry.register(
+            "remembered_entries",
+            "Entries held in memory after the last housekeeping round, per cache (stream_memory, registry_answers, list_choices, pull_secrets)",
+            remembered.clone(),
+        );
         registry_client.register(&mut registry);
         // Every controller's series exist from the start, so a dashboard shows 0, not "no data".
         for controller in [IMAGE_STREAM_CONTROLLER, TRIGGER_CONTROLLER] {
@@ -171,6 +194,11 @@ impl Metrics {
                 result: result.label().to_owned(),
             });
         }
+        for cache in REMEMBERED_CACHES {
+            let _ = remembered.get_or_create(&CacheLabels {
+                cache: cache.to_owned(),
+            });
+        }
         for kind in TRIGGER_WORKLOAD_KINDS {
             let _ = trigger_writes.get_or_create(&TriggerWriteLabels {
                 kind: kind.to_owned(),
@@ -184,6 +212,7 @@ impl Metrics {
             imports,
             trigger_writes,
             leader,
+            remembered,
             registry_client,
         }
     }
@@ -191,6 +220,25 @@ impl Metrics {
     /// The registry client's metrics, for `RegistryClientConfig { metrics, .. }`.
     pub fn registry_client(&self) -> &RegistryMetrics {
         &self.registry_client
+    }
+
+    /// Records that `cache` (one of [`REMEMBERED_CACHES`]) holds `entries` entries.
+    pub fn set_remembered(&self, cache: &str, entries: usize) {
+        let labels = CacheLabels {
+            cache: cache.to_owned(),
+        };
+        let _ = self
+            .remembered
+            .get_or_create(&labels)
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
+
+    /// The size of `cache` last recorded by [`Metrics::set_remembered`].
+    pub fn remembered(&self, cache: &str) -> i64 {
+        let labels = CacheLabels {
+            cache: cache.to_owned(),
+        };
+        self.remembered.get_or_create(&labels).get()
     }
 
     /// Counts one reconcile of `controller` that took `elapsed`; `failure` is the error's reason

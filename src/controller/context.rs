@@ -93,9 +93,9 @@ pub struct Context {
     pub memory: Mutex<HashMap<String, StreamMemory>>,
     /// Recent registry answers shared between streams.
     pub heads: Mutex<HashMap<HeadKey, HeadSlot>>,
-    /// Manifest-list digest and platform → the child chosen in `Legacy` mode, so an unchanged list
-    /// costs a HEAD only.
-    pub list_children: Mutex<HashMap<(String, String), String>>,
+    /// Manifest-list digest and platform → the child chosen in `Legacy` mode and when that choice
+    /// was last used, so an unchanged list costs a HEAD only.
+    pub list_children: Mutex<HashMap<(String, String), (String, Instant)>>,
     /// Reconcile failure counts per stream, for exponential backoff.
     pub failures: Mutex<HashMap<String, u32>>,
     /// Parsed pull secrets by `namespace/name`, with the resourceVersion they were parsed at, so a

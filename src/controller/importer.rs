@@ -404,8 +404,11 @@ async fn legacy_child(
         .list_children
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .get(&choice_key)
-        .cloned();
+        .get_mut(&choice_key)
+        .map(|(child, used)| {
+            *used = Instant::now();
+            child.clone()
+        });
     let child = match remembered {
         Some(child) => child,
         None => {
@@ -446,7 +449,7 @@ async fn legacy_child(
             ctx.list_children
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(choice_key, child.clone());
+                .insert(choice_key, (child.clone(), Instant::now()));
             child
         }
     };

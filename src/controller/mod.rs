@@ -10,9 +10,11 @@
 //!   (`image.openshift.io/triggers`).
 //! - [`access`]: cached stream lookups and the access review for cross-namespace references.
 //! - [`context`]: the shared [`Context`] with its caches and per-stream memory.
+//! - [`housekeeping`]: keeps those caches bounded by what still exists.
 
 pub mod access;
 pub mod context;
+pub mod housekeeping;
 pub mod image_gc;
 pub mod image_object;
 pub mod image_stream;

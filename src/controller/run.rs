@@ -268,6 +268,10 @@ pub async fn run_controllers_reporting(
             }
         }
     });
+    tokio::spawn(super::housekeeping::run_housekeeping(
+        ctx.clone(),
+        stopped(stop_rx.clone()),
+    ));
     tokio::spawn(super::mirrors::maintain_index(
         ctx.clone(),
         mirror_stores,

@@ -12,6 +12,7 @@ mod binary;
 mod deploy;
 mod environment;
 mod harness_images;
+mod housekeeping;
 mod import;
 mod import_credentials;
 mod manifests;

@@ -222,3 +222,36 @@ pub async fn start_operator_sharing(
     ));
     Operator { stop: Some(stop) }
 }
+
+/// Starts the operator scoped to `namespace` and returns the metrics it reports into.
+pub async fn start_operator_reporting(
+    client: Client,
+    namespace: &str,
+    config: ControllerConfig,
+) -> (
+    Operator,
+    std::sync::Arc<imagestream_operator::metrics::Metrics>,
+) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let telemetry = imagestream_operator::controller::run::Telemetry::default();
+    let metrics = telemetry.metrics.clone();
+    let registry = RegistryClient::new(RegistryClientConfig::default()).expect("registry client");
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(
+        imagestream_operator::controller::run::run_controllers_reporting(
+            client,
+            registry,
+            config,
+            Some(namespace.to_owned()),
+            Some("test".into()),
+            telemetry,
+            async move {
+                let _ = stopped.await;
+            },
+        ),
+    );
+    (Operator { stop: Some(stop) }, metrics)
+}
