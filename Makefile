@@ -40,9 +40,11 @@ demo: provision
 	$(CARGO) build --bin imagestream-operator
 	$(CARGO) run --quiet --example demo
 
-## run: the operator against the current kubeconfig.
+## run: the operator against the current kubeconfig, or against a local control plane started for
+## the occasion when there is none (kubeconfig in target/local-cluster/). Flags: make run ARGS="...".
 run:
-	$(CARGO) run --bin imagestream-operator -- run
+	$(CARGO) build --bin imagestream-operator
+	$(CARGO) run --quiet --example run -- $(ARGS)
 
 clean-cache:
 	rm -rf $${IMAGESTREAM_OPERATOR_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/imagestream-operator}
