@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use crate::support::*;
 use imagestream_operator::api::ImageStream;
+use imagestream_operator::api::triggers::TRIGGERS_ANNOTATION;
+use imagestream_operator::controller::triggers::IMAGE_UPDATED_REASON;
 use imagestream_operator::testenv::TestEnv;
 use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
 use kube::api::PostParams;
@@ -126,7 +130,7 @@ async fn install(env: &TestEnv) {
 }
 
 #[tokio::test]
-async fn the_operator_imports_with_only_the_deploy_service_account_rights() {
+async fn the_operator_imports_and_triggers_with_only_the_deploy_service_account_rights() {
     let env = TestEnv::global().await;
     install(env).await;
     let dir = tempfile::tempdir().unwrap();
@@ -161,15 +165,71 @@ async fn the_operator_imports_with_only_the_deploy_service_account_rights() {
         )],
     )
     .await;
+    let client = env.client().await;
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {
+            "name": "web",
+            "annotations": {
+                TRIGGERS_ANNOTATION: r#"[{"from":{"kind":"ImageStreamTag","name":"app:v1"},"fieldPath":"spec.template.spec.containers[?(@.name==\"web\")].image"}]"#
+            }
+        },
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": " "}]}
+            }
+        }
+    }))
+    .unwrap();
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let expected = format!("{}/{repository}@{}", registry.host(), pushed.digest);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let stream = api.get("app").await.unwrap();
-        if current_image(&stream, "v1") == Some(pushed.digest.clone()) {
+        let web = deployments.get("web").await.unwrap();
+        let image = web
+            .spec
+            .and_then(|s| s.template.spec)
+            .and_then(|s| s.containers.into_iter().next())
+            .and_then(|c| c.image);
+        if current_image(&stream, "v1") == Some(pushed.digest.clone())
+            && image.as_deref() == Some(expected.as_str())
+        {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no import under the deploy/ ServiceAccount; operator log:\n{}",
+            "no import and trigger under the deploy/ ServiceAccount (web's image: {image:?}); operator log:\n{}",
+            running.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The Events of both controllers are written under the same rights.
+    let events = Api::<Event>::namespaced(client, &ns);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let reasons: Vec<String> = events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|e| e.reason)
+            .collect();
+        if ["Imported", IMAGE_UPDATED_REASON]
+            .iter()
+            .all(|r| reasons.iter().any(|seen| seen == r))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expected Imported and {IMAGE_UPDATED_REASON} Events, saw {reasons:?}; operator log:\n{}",
             running.log()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
