@@ -15,6 +15,9 @@ use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
 use super::Context;
+
+/// The longest Warning note about one mirror object, in characters.
+const MAX_NOTE_CHARS: usize = 1000;
 use crate::api::image_stream::KIND_DOCKER_IMAGE;
 use crate::api::{ImageContentSourcePolicy, ImageDigestMirrorSet, ImageStream, ImageTagMirrorSet};
 use crate::domain::mirror_plan::{ImportKind, MirrorIndex, MirrorObjectRef};
@@ -179,6 +182,36 @@ pub async fn maintain_index(
     }
 }
 
+/// The Event about one mirror object: `Accepted` with the number of sources it contributes, or a
+/// Warning listing (up to [`MAX_NOTE_CHARS`]) the entries that were skipped.
+pub fn object_event(index: &MirrorIndex, object: &MirrorObjectRef) -> Event {
+    let problems = index.problems(object);
+    if problems.is_empty() {
+        return Event {
+            type_: EventType::Normal,
+            reason: "Accepted".into(),
+            note: Some(format!(
+                "{} mirror source(s) in use",
+                index.sources_of(object).len()
+            )),
+            action: "IndexMirrors".into(),
+            secondary: None,
+        };
+    }
+    let note = problems
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Event {
+        type_: EventType::Warning,
+        reason: problems[0].reason().into(),
+        note: Some(crate::domain::text::shorten(&note, MAX_NOTE_CHARS)),
+        action: "IndexMirrors".into(),
+        secondary: None,
+    }
+}
+
 /// One Event per new resourceVersion of a mirror object: accepted, or which entries were skipped.
 async fn report_objects(
     ctx: &Context,
@@ -192,33 +225,7 @@ async fn report_objects(
         if reported.get(&object) == Some(&version) {
             continue;
         }
-        let problems = index.problems(&object);
-        let event = if problems.is_empty() {
-            Event {
-                type_: EventType::Normal,
-                reason: "Accepted".into(),
-                note: Some(format!(
-                    "{} mirror source(s) in use",
-                    index.sources_of(&object).len()
-                )),
-                action: "IndexMirrors".into(),
-                secondary: None,
-            }
-        } else {
-            let mut note = problems
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join("; ");
-            note.truncate(1000);
-            Event {
-                type_: EventType::Warning,
-                reason: problems[0].reason().into(),
-                note: Some(note),
-                action: "IndexMirrors".into(),
-                secondary: None,
-            }
-        };
+        let event = object_event(&index, &object);
         let mut result = ctx.recorder.publish(&event, &reference).await;
         if let Err(kube::Error::Api(status)) = &result
             && status.code == 422
@@ -233,5 +240,53 @@ async fn report_objects(
             tracing::warn!(object = %object, error = %err, "could not publish an Event");
         }
         reported.insert(object, version);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ImageContentSourcePolicy;
+
+    #[test]
+    fn a_long_warning_about_many_bad_entries_is_cut_at_a_character_boundary() {
+        // Upper-case repository paths are rejected; with accents, the note runs past the limit on a
+        // byte that is inside a character.
+        let entries: Vec<_> = (0..40)
+            .map(|i| serde_json::json!({"source": format!("quay.io/Éé{i}"), "mirrors": ["mirror.local/x"]}))
+            .collect();
+        let icsp: ImageContentSourcePolicy = serde_json::from_value(serde_json::json!({
+            "apiVersion": "operator.openshift.io/v1alpha1",
+            "kind": "ImageContentSourcePolicy",
+            "metadata": {"name": "accents"},
+            "spec": {"repositoryDigestMirrors": entries}
+        }))
+        .unwrap();
+        let index = MirrorIndex::build([&icsp], [], []);
+        let event = object_event(&index, &MirrorObjectRef::from(&icsp));
+        assert_eq!(event.type_, EventType::Warning);
+        let note = event.note.unwrap();
+        assert_eq!(note.chars().count(), MAX_NOTE_CHARS + 1, "{note}");
+        assert!(note.ends_with('…'));
+        assert!(note.starts_with("spec.repositoryDigestMirrors[0]: source \"quay.io/Éé0\""));
+    }
+
+    #[test]
+    fn a_good_object_is_accepted_with_its_source_count() {
+        let icsp: ImageContentSourcePolicy = serde_json::from_value(serde_json::json!({
+            "apiVersion": "operator.openshift.io/v1alpha1",
+            "kind": "ImageContentSourcePolicy",
+            "metadata": {"name": "good"},
+            "spec": {"repositoryDigestMirrors": [
+                {"source": "quay.io/a", "mirrors": ["mirror.local/a"]},
+                {"source": "quay.io/b", "mirrors": ["mirror.local/b"]}
+            ]}
+        }))
+        .unwrap();
+        let index = MirrorIndex::build([&icsp], [], []);
+        let event = object_event(&index, &MirrorObjectRef::from(&icsp));
+        assert_eq!(event.type_, EventType::Normal);
+        assert_eq!(event.reason, "Accepted");
+        assert_eq!(event.note.as_deref(), Some("2 mirror source(s) in use"));
     }
 }

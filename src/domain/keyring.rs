@@ -391,10 +391,7 @@ fn decode_auth(secret: &str, registry: &str, auth: &str) -> Result<(String, Stri
 
 /// User text cut to a length fit for a message.
 fn shorten(text: &str) -> String {
-    match text.char_indices().nth(MAX_KEY_IN_MESSAGE) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
+    super::text::shorten(text, MAX_KEY_IN_MESSAGE)
 }
 
 /// A registry key of a pull secret, normalised for matching: `host[:port][/path]`, where each host

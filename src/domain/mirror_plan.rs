@@ -745,10 +745,7 @@ fn is_registry_host_like(segment: &str) -> bool {
 
 /// User input cut to [`SHOWN_MAX_CHARS`] characters.
 fn shown(text: &str) -> String {
-    match text.char_indices().nth(SHOWN_MAX_CHARS) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
+    super::text::shorten(text, SHOWN_MAX_CHARS)
 }
 
 #[cfg(test)]

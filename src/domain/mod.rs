@@ -13,4 +13,5 @@ pub mod registry_allowlist;
 pub mod schedule;
 pub mod stream_status;
 pub mod tag_source;
+pub mod text;
 pub mod trigger_resolution;

@@ -172,10 +172,7 @@ impl ReferenceError {
 
 /// User input cut to [`SHOWN_MAX_CHARS`] characters, so one huge field cannot flood a message.
 fn shown(s: &str) -> String {
-    match s.char_indices().nth(SHOWN_MAX_CHARS) {
-        Some((end, _)) => format!("{}…", &s[..end]),
-        None => s.to_owned(),
-    }
+    super::text::shorten(s, SHOWN_MAX_CHARS)
 }
 
 /// A parsed image reference that remembers how the user wrote it.

@@ -20,7 +20,7 @@ use super::error::{RegistryError, RequestFailure, error_body_message};
 use super::limits::{HostLimits, LimitsConfig};
 use super::manifest::{
     ImageConfig, MANIFEST_ACCEPT, ParsedManifest, effective_media_type, is_valid_digest,
-    parse_image_config, parse_manifest, truncate,
+    parse_image_config, parse_manifest,
 };
 use super::metrics::RegistryMetrics;
 use super::token_cache::{
@@ -29,6 +29,7 @@ use super::token_cache::{
 };
 use super::transport::{Exchange, Outgoing, Transport, TransportConfig, authority};
 use crate::domain::credential::RegistryCredential;
+use crate::domain::text::shorten;
 
 /// The largest manifest accepted by default (Docker Hub's own limit is 4 MiB).
 pub const DEFAULT_MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
@@ -732,7 +733,7 @@ async fn fetch_token(
 ) -> Result<TokenGrant, RequestFailure> {
     let insecure = key.insecure;
     let url = Url::parse(&key.realm).map_err(|_| RequestFailure::Token {
-        realm_host: truncate(&key.realm, 100),
+        realm_host: shorten(&key.realm, 100),
         source: Box::new(RequestFailure::InvalidResponse {
             detail: "the registry's token realm is not a URL".into(),
         }),
@@ -915,7 +916,7 @@ fn verify_digest(digest: &str, bytes: &[u8]) -> Result<(), RequestFailure> {
 fn invalid(what: &'static str, value: &str, detail: &'static str) -> RegistryError {
     RegistryError::InvalidTarget {
         what,
-        value: truncate(value, 100),
+        value: shorten(value, 100),
         detail,
     }
 }

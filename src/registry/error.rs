@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use oci_client::errors::OciEnvelope;
 
-use super::manifest::{ManifestError, truncate};
+use super::manifest::ManifestError;
+use crate::domain::text::shorten;
 
 /// A failed registry operation.
 #[derive(Debug, thiserror::Error)]
@@ -283,7 +284,7 @@ pub fn error_body_message(body: &[u8]) -> Option<String> {
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
-        truncate(single_line.trim(), MAX_CHARS)
+        shorten(single_line.trim(), MAX_CHARS)
     };
     if let Ok(envelope) = serde_json::from_slice::<OciEnvelope>(body) {
         let messages: Vec<String> = envelope

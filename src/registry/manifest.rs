@@ -247,7 +247,10 @@ fn check_descriptor(what: &'static str, digest: &str, size: i64) -> Result<(), M
     if !is_valid_digest(digest) {
         return Err(ManifestError::Malformed {
             what,
-            detail: format!("invalid digest {:?}", truncate(digest, 80)),
+            detail: format!(
+                "invalid digest {:?}",
+                crate::domain::text::shorten(digest, 80)
+            ),
         });
     }
     if size < 0 {
@@ -367,13 +370,6 @@ fn malformed(what: &'static str, error: serde_json::Error) -> ManifestError {
     ManifestError::Malformed {
         what,
         detail: error.to_string(),
-    }
-}
-
-pub(crate) fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
     }
 }
 
@@ -647,11 +643,5 @@ mod tests {
         for body in [&b"[]"[..], b"null", b"{\"config\": 5}", b"\xff"] {
             assert!(parse_image_config(body).is_err());
         }
-    }
-
-    #[test]
-    fn truncate_cuts_at_a_character_boundary() {
-        assert_eq!(truncate("héllo", 2), "hé…");
-        assert_eq!(truncate("hi", 2), "hi");
     }
 }
