@@ -178,15 +178,14 @@ async fn a_tag_import_uses_an_itms_mirror_but_not_an_icsp_or_idms_mirror() {
     let mirror = env.registry();
     let tagged = unique("itms");
     let digest_only = unique("idms");
+    let icsp_only = unique("icsp");
     let pusher = ImagePusher::for_registry(mirror);
-    pusher
-        .push_random(&tagged, "v1", ManifestFormat::Oci)
-        .await
-        .unwrap();
-    pusher
-        .push_random(&digest_only, "v1", ManifestFormat::Oci)
-        .await
-        .unwrap();
+    for repository in [&tagged, &digest_only, &icsp_only] {
+        pusher
+            .push_random(repository, "v1", ManifestFormat::Oci)
+            .await
+            .unwrap();
+    }
     let down = format!("127.0.0.1:{}", free_port().unwrap());
     let _itms = create_mirror_object::<ImageTagMirrorSet>(
         &client,
@@ -204,6 +203,14 @@ async fn a_tag_import_uses_an_itms_mirror_but_not_an_icsp_or_idms_mirror() {
                    {"source": format!("{down}/{digest_only}"), "mirrors": [format!("{}/{digest_only}", mirror.host())]}]}}),
     )
     .await;
+    let _icsp = create_mirror_object::<ImageContentSourcePolicy>(
+        &client,
+        json!({"apiVersion": "operator.openshift.io/v1alpha1", "kind": "ImageContentSourcePolicy",
+               "metadata": {"name": object_name("icsp")},
+               "spec": {"repositoryDigestMirrors": [
+                   {"source": format!("{down}/{icsp_only}"), "mirrors": [format!("{}/{icsp_only}", mirror.host())]}]}}),
+    )
+    .await;
     let _operator = start_operator(client.clone(), &ns, config(Duration::from_secs(900))).await;
     let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
     create_stream(
@@ -212,11 +219,14 @@ async fn a_tag_import_uses_an_itms_mirror_but_not_an_icsp_or_idms_mirror() {
         vec![
             docker_tag("via-itms", &format!("{down}/{tagged}:v1"), false),
             docker_tag("not-via-idms", &format!("{down}/{digest_only}:v1"), false),
+            docker_tag("not-via-icsp", &format!("{down}/{icsp_only}:v1"), false),
         ],
     )
     .await;
-    let stream = wait_for(&api, "app", "both outcomes", |s| {
-        current_image(s, "via-itms").is_some() && condition_reason(s, "not-via-idms").is_some()
+    let stream = wait_for(&api, "app", "all three outcomes", |s| {
+        current_image(s, "via-itms").is_some()
+            && condition_reason(s, "not-via-idms").is_some()
+            && condition_reason(s, "not-via-icsp").is_some()
     })
     .await;
     assert_eq!(
@@ -236,6 +246,11 @@ async fn a_tag_import_uses_an_itms_mirror_but_not_an_icsp_or_idms_mirror() {
         operator_requests(mirror, &digest_only),
         0,
         "a tag import used a digest mirror"
+    );
+    assert_eq!(
+        operator_requests(mirror, &icsp_only),
+        0,
+        "a tag import used an ImageContentSourcePolicy mirror"
     );
 }
 
