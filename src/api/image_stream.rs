@@ -3,12 +3,13 @@
 //! (status). Field names and meanings are OpenShift's so its manifests apply unchanged; the import
 //! rules themselves live in `crate::domain`.
 //!
-//! The spec is typed strictly, as OpenShift's own API is: kubectl's validation rejects a field it
-//! does not know (with `--validate=false` the apiserver drops it), and `kubectl explain` shows
-//! every field even on clusters that publish only OpenAPI v2, which hides the fields of objects
-//! that keep unknown fields or are nullable. Status objects do keep unknown fields, so an
-//! `oc get is -o yaml` export from a newer OpenShift applies; the status subresource discards
-//! that status anyway.
+//! Every object of the schema keeps fields it does not know (`x-kubernetes-preserve-unknown-fields`),
+//! so a manifest written for a newer OpenShift, with fields this operator has not heard of, applies
+//! with kubectl's default validation (client-side on older kubectl, server-side `Strict` on 1.25 and
+//! later) and keeps those fields. The known fields are still typed; a known field with a value the
+//! operator cannot use gets a condition on its tag rather than a refusal of the whole stream. `kubectl explain` descends into every field wherever the apiserver publishes
+//! OpenAPI v3 (Kubernetes 1.27 and later); apiservers that publish only OpenAPI v2 leave out the
+//! fields of objects that keep unknown fields, so there it shows the top level only.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -75,12 +76,13 @@ pub const CONDITION_IMPORT_SUCCESS: &str = "ImportSuccess";
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct ImageStreamSpec {
     /// How Pods in this namespace may refer to the stream by its short name. Recorded for
     /// compatibility with OpenShift; this operator does not rewrite Pod images (use the
     /// `image.openshift.io/triggers` annotation on the workload instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    // Published without `nullable`, like every object in the spec: see the module doc.
+    // Published without `nullable`, like every object in the spec (a null is read as absent).
     #[schemars(with = "ImageLookupPolicy")]
     pub lookup_policy: Option<ImageLookupPolicy>,
 
@@ -100,6 +102,7 @@ pub struct ImageStreamSpec {
 /// Whether the stream may stand in for short image names used by Pods in its namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct ImageLookupPolicy {
     /// On OpenShift, `true` lets Pods in this namespace name the stream (`app:latest`) instead of a
     /// full pull spec. Defaults to `false`. Accepted for compatibility; this operator does not act on it.
@@ -110,6 +113,7 @@ pub struct ImageLookupPolicy {
 /// One tag of the stream: its name and the image it tracks.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct TagReference {
     /// The tag's name, unique within the stream (`latest`, `1.25`). Required.
     pub name: String,
@@ -157,6 +161,7 @@ pub struct TagReference {
 /// accepted; only `kind`, `name` and `namespace` have a meaning.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct TagSource {
     /// `DockerImage` (name is a pull spec such as `docker.io/library/nginx:1.25` or
     /// `repo@sha256:…`), `ImageStreamTag` (name is `stream:tag`, or `tag` for this stream) or
@@ -195,6 +200,7 @@ pub struct TagSource {
 /// How a tag's image is imported from its registry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct TagImportPolicy {
     /// When `true`, the registry of this tag (and of its mirrors) may be reached over plain HTTP
     /// or with an unverified TLS certificate. Defaults to `false`.
@@ -210,8 +216,9 @@ pub struct TagImportPolicy {
     /// What to record when the tag names a manifest list. `Legacy` (the default) records one
     /// child image, chosen by the tag's prefer-arch/prefer-os annotations, else the operator's
     /// platform setting, else linux/amd64, else the first entry. `PreserveOriginal` records the
-    /// list itself and creates an Image for the list and for every child. Other values make the
-    /// tag invalid.
+    /// list itself and creates an Image for the list and for every child. An empty string means
+    /// the default; any other value makes the tag invalid: it gets an `InvalidImportPolicy`
+    /// condition, is not imported, and the rest of the stream is still served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_mode: Option<String>,
 }
@@ -219,11 +226,14 @@ pub struct TagImportPolicy {
 /// Which location of the image consumers of the tag receive.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct TagReferencePolicy {
     /// `Source` (the default): triggers write the recorded `dockerImageReference`, a digest
     /// reference in the source registry. `Local`: triggers write the internal registry's path for
     /// the stream with `@digest`, or the source reference when the operator has no internal
-    /// registry configured. Other values make the tag invalid.
+    /// registry configured. An empty string means the default; any other value makes the tag
+    /// invalid: it gets an `InvalidReferencePolicy` condition, is not imported, and the rest of the
+    /// stream is still served.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub type_: Option<String>,
 }
@@ -368,6 +378,7 @@ impl TagReference {
         self.import_policy
             .as_ref()
             .and_then(|policy| policy.import_mode.as_deref())
+            .filter(|mode| !mode.is_empty())
             .unwrap_or(IMPORT_MODE_LEGACY)
     }
 
@@ -376,6 +387,7 @@ impl TagReference {
         self.reference_policy
             .as_ref()
             .and_then(|policy| policy.type_.as_deref())
+            .filter(|kind| !kind.is_empty())
             .unwrap_or(REFERENCE_POLICY_SOURCE)
     }
 
@@ -761,12 +773,13 @@ mod tests {
     }
 
     #[test]
-    fn spec_objects_are_strict_and_not_nullable_so_openapi_v2_keeps_their_fields() {
+    fn spec_objects_keep_unknown_fields_so_manifests_for_newer_openshift_apply() {
         fn walk(node: &Value, path: &str) {
             if node.get("type") == Some(&json!("object")) && node.get("properties").is_some() {
-                assert!(
-                    node.get("x-kubernetes-preserve-unknown-fields").is_none(),
-                    "{path} keeps unknown fields"
+                assert_eq!(
+                    node.get("x-kubernetes-preserve-unknown-fields"),
+                    Some(&json!(true)),
+                    "{path} drops unknown fields"
                 );
                 assert!(node.get("nullable").is_none(), "{path} is nullable");
             }

@@ -3,8 +3,9 @@
 //! cycles, which end in a condition instead of a loop.
 
 use crate::api::image_stream::{
-    ImageStream, KIND_DOCKER_IMAGE, KIND_IMAGE_STREAM_IMAGE, KIND_IMAGE_STREAM_TAG, TagEvent,
-    TagReference,
+    IMPORT_MODE_LEGACY, IMPORT_MODE_PRESERVE_ORIGINAL, ImageStream, KIND_DOCKER_IMAGE,
+    KIND_IMAGE_STREAM_IMAGE, KIND_IMAGE_STREAM_TAG, REFERENCE_POLICY_LOCAL,
+    REFERENCE_POLICY_SOURCE, TagEvent, TagReference,
 };
 use crate::domain::history::ImportFailure;
 
@@ -45,6 +46,7 @@ pub fn tag_source(
     let Some(from) = tag.from.as_ref() else {
         return Err(invalid(format!("tag {:?} has no `from`", tag.name)));
     };
+    check_policies(tag)?;
     let name = from.name.clone().unwrap_or_default();
     if name.is_empty() {
         return Err(invalid(format!(
@@ -116,6 +118,33 @@ pub fn tag_source(
             tag.name
         ))),
     }
+}
+
+/// `importPolicy.importMode` and `referencePolicy.type` must be values OpenShift knows (or empty).
+fn check_policies(tag: &TagReference) -> Result<(), ImportFailure> {
+    let mode = tag.import_mode();
+    if mode != IMPORT_MODE_LEGACY && mode != IMPORT_MODE_PRESERVE_ORIGINAL {
+        return Err(ImportFailure {
+            reason: "InvalidImportPolicy".into(),
+            message: format!(
+                "tag {:?}: importPolicy.importMode {:?} is not Legacy or PreserveOriginal",
+                tag.name,
+                crate::domain::text::shorten(mode, 100)
+            ),
+        });
+    }
+    let policy = tag.reference_policy_type();
+    if policy != REFERENCE_POLICY_SOURCE && policy != REFERENCE_POLICY_LOCAL {
+        return Err(ImportFailure {
+            reason: "InvalidReferencePolicy".into(),
+            message: format!(
+                "tag {:?}: referencePolicy.type {:?} is not Source or Local",
+                tag.name,
+                crate::domain::text::shorten(policy, 100)
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn cycle(tag: &str, path: &[String]) -> ImportFailure {
@@ -266,6 +295,43 @@ mod tests {
             }),
             ..TagReference::default()
         }
+    }
+
+    #[test]
+    fn unknown_import_modes_and_reference_policies_make_the_tag_invalid() {
+        use crate::api::image_stream::{TagImportPolicy, TagReferencePolicy};
+        let with = |mode: &str, policy: &str| TagReference {
+            import_policy: Some(TagImportPolicy {
+                import_mode: Some(mode.into()),
+                ..TagImportPolicy::default()
+            }),
+            reference_policy: Some(TagReferencePolicy {
+                type_: Some(policy.into()),
+            }),
+            ..tag("v1", "DockerImage", "example.com/app:v1")
+        };
+        for (mode, policy) in [
+            ("", ""),
+            ("Legacy", "Source"),
+            ("PreserveOriginal", "Local"),
+        ] {
+            assert!(
+                tag_source(&with(mode, policy), "ns", "s").is_ok(),
+                "{mode} {policy}"
+            );
+        }
+        let bad_mode = tag_source(&with("Preserve", "Source"), "ns", "s").unwrap_err();
+        assert_eq!(bad_mode.reason, "InvalidImportPolicy");
+        assert_eq!(
+            bad_mode.message,
+            "tag \"v1\": importPolicy.importMode \"Preserve\" is not Legacy or PreserveOriginal"
+        );
+        let bad_policy = tag_source(&with("Legacy", "local"), "ns", "s").unwrap_err();
+        assert_eq!(bad_policy.reason, "InvalidReferencePolicy");
+        assert_eq!(
+            bad_policy.message,
+            "tag \"v1\": referencePolicy.type \"local\" is not Source or Local"
+        );
     }
 
     fn event(image: &str) -> TagEvent {
