@@ -257,6 +257,12 @@ pub struct ImageStreamStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["tag"]))]
     pub tags: Vec<NamedTagEventList>,
+
+    /// Not in OpenShift: the value of the `imagestream-operator/import-requested` annotation whose
+    /// import the operator has served, so that a restarted or newly elected operator does not serve
+    /// the same request again. Set the annotation to a new value to ask for another import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_import_request: Option<String>,
 }
 
 /// The history and conditions of one tag.

@@ -110,7 +110,13 @@ pub async fn reconcile(
             .filter(|(_, (_, at))| now >= *at)
             .map(|(tag, _)| tag.clone())
             .collect();
-        let requested = request.is_some() && memory.served_request != request;
+        let served_before_restart = stream
+            .status
+            .as_ref()
+            .and_then(|s| s.served_import_request.as_ref());
+        let requested = request.is_some()
+            && memory.served_request != request
+            && served_before_restart != request.as_ref();
         (next, requested, retry_due, memory.mirror_pending.clone())
     });
     let schedule_due = now >= scheduled_at;
@@ -302,7 +308,7 @@ pub async fn reconcile(
         name: &name,
         generation,
     };
-    let (next, changes) = next_status(
+    let (mut next, changes) = next_status(
         status,
         &stream.spec.tags,
         &outcomes,
@@ -310,6 +316,9 @@ pub async fn reconcile(
         &settings,
         &created,
     );
+    if requested {
+        next.served_import_request = request.clone();
+    }
     if status_differs(status, &next) {
         let api = Api::<ImageStream>::namespaced(ctx.client.clone(), &namespace);
         let patch = serde_json::json!({

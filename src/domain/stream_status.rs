@@ -128,6 +128,7 @@ pub fn next_status(
         docker_image_repository: settings.docker_image_repository.clone(),
         public_docker_image_repository: settings.public_docker_image_repository.clone(),
         tags,
+        served_import_request: current.and_then(|s| s.served_import_request.clone()),
     };
     (status, changes)
 }

@@ -41,28 +41,34 @@ async fn the_binary_imports_and_import_image_requests_a_fresh_import_without_a_s
         .push_random(&repository, "v1", ManifestFormat::Oci)
         .await
         .unwrap();
-    let _running = Running(
-        operator(
-            env,
-            &[
-                "run",
-                "--namespace",
-                &ns,
-                "--image-gc-grace",
-                "0s",
-                "--leader-elect=false",
-                "--http-addr",
-                &format!(
-                    "127.0.0.1:{}",
-                    imagestream_operator::testenv::free_port().unwrap()
-                ),
-            ],
+    let start = |http_addr: &str| {
+        Running(
+            operator(
+                env,
+                &[
+                    "run",
+                    "--namespace",
+                    &ns,
+                    "--image-gc-grace",
+                    "0s",
+                    "--leader-elect=false",
+                    "--http-addr",
+                    http_addr,
+                ],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
         )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
+    };
+    let address = || {
+        format!(
+            "127.0.0.1:{}",
+            imagestream_operator::testenv::free_port().unwrap()
+        )
+    };
+    let running = start(&address());
     let api = Api::<ImageStream>::namespaced(env.client().await, &ns);
     let from = format!("{}/{repository}:v1", registry.host());
     // Not scheduled: only a spec change or a request imports it again.
@@ -99,10 +105,52 @@ async fn the_binary_imports_and_import_image_requests_a_fresh_import_without_a_s
         stream.metadata.generation, generation,
         "the request changed the spec"
     );
+    let request = stream
+        .annotations()
+        .get(IMPORT_REQUESTED_ANNOTATION)
+        .cloned();
+    assert!(request.is_some());
+    let stream = wait_for(&api, "app", "the request recorded as served", |s| {
+        s.status
+            .as_ref()
+            .and_then(|s| s.served_import_request.clone())
+            == request
+    })
+    .await;
+
+    // A restarted operator does not serve the same request again: no registry request at all for
+    // this unscheduled tag, and no status write.
+    drop(running);
+    let mark = registry.requests_for(&repository).len();
+    let restarted_at = address();
+    let _restarted = start(&restarted_at);
+    // Ready means its caches are synced, so every stream has been handed to a reconcile.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = reqwest::get(format!("http://{restarted_at}/readyz"))
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restarted operator never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let writes = modifications_after(
+        &api,
+        "app",
+        stream.metadata.resource_version.as_deref().unwrap(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(writes, 0, "the restarted operator wrote the stream");
+    let sent = requests_since(registry, &repository, mark);
     assert!(
-        stream
-            .annotations()
-            .contains_key(IMPORT_REQUESTED_ANNOTATION)
+        sent.is_empty(),
+        "the restarted operator served the request again: {sent:?}"
     );
 }
 
