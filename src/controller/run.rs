@@ -167,12 +167,14 @@ pub async fn run_controllers_reporting(
     };
 
     // Image triggers: workloads of `namespace` (or all), image streams of every namespace.
+    let (triggers_synced, triggers_listed) = tokio::sync::oneshot::channel();
     tokio::spawn(super::triggers::run_trigger_controller(
         client.clone(),
         namespace.clone(),
         config.internal_registry_host.clone(),
         instance.clone(),
         Some(telemetry.metrics.clone()),
+        Some(triggers_synced),
         stopped(stop_rx.clone()),
     ));
 
@@ -247,25 +249,20 @@ pub async fn run_controllers_reporting(
         pull_secrets: Mutex::new(HashMap::new()),
         metrics: telemetry.metrics.clone(),
     });
-    // The controller's own cache of streams is the last to sync. The controller waits on the same
-    // store, and kube's ready signal wakes only the last waiter, so ask again until it answers.
+    // Ready once the trigger controller has listed its caches and the ImageStream controller's own
+    // cache of streams, the last to sync, has too.
     let streams = ctx.streams.clone();
     let health = telemetry.health.clone();
     tokio::spawn(async move {
-        loop {
-            let ready = streams.wait_until_ready();
-            match tokio::time::timeout(std::time::Duration::from_millis(250), ready).await {
-                Ok(Ok(())) => {
-                    tracing::info!("caches synced");
-                    health.set_caches_synced();
-                    break;
-                }
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %err, "the image stream cache stopped before it synced");
-                    break;
-                }
-                Err(_) => {}
-            }
+        if triggers_listed.await.is_err() {
+            tracing::warn!("the trigger controller stopped before its caches synced");
+            return;
+        }
+        if wait_until_listed(&streams).await {
+            tracing::info!("caches synced");
+            health.set_caches_synced();
+        } else {
+            tracing::warn!("the image stream cache stopped before it synced");
         }
     });
     tokio::spawn(super::housekeeping::run_housekeeping(
@@ -288,6 +285,24 @@ pub async fn run_controllers_reporting(
             }
         })
         .await;
+}
+
+/// Waits until `store` has been filled by its first list; `false` if its watch stopped before. The
+/// controllers wait on their stores too, and kube's ready signal wakes only the last waiter of a
+/// store, so this asks again every 250 ms rather than wait once.
+pub(crate) async fn wait_until_listed<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        let ready = store.wait_until_ready();
+        match tokio::time::timeout(std::time::Duration::from_millis(250), ready).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(_)) => return false,
+            Err(_) => {}
+        }
+    }
 }
 
 /// [`reconcile`], counted and timed in the metrics.

@@ -418,6 +418,7 @@ pub async fn run_trigger_controller(
     internal_registry_host: Option<String>,
     instance: Option<String>,
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    synced: Option<tokio::sync::oneshot::Sender<()>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     // One shutdown signal, fanned out to the stream watch and every workload kind.
@@ -468,14 +469,15 @@ pub async fn run_trigger_controller(
     });
 
     let mut wakers = HashMap::new();
+    let mut listed = Vec::new();
     let ns = namespace.as_deref();
     let mut kinds = vec![
-        run_kind::<Deployment>(&shared, ns, &mut wakers, stopped()).boxed(),
-        run_kind::<StatefulSet>(&shared, ns, &mut wakers, stopped()).boxed(),
-        run_kind::<DaemonSet>(&shared, ns, &mut wakers, stopped()).boxed(),
+        run_kind::<Deployment>(&shared, ns, &mut wakers, &mut listed, stopped()).boxed(),
+        run_kind::<StatefulSet>(&shared, ns, &mut wakers, &mut listed, stopped()).boxed(),
+        run_kind::<DaemonSet>(&shared, ns, &mut wakers, &mut listed, stopped()).boxed(),
     ];
     if cron_jobs {
-        kinds.push(run_kind::<CronJob>(&shared, ns, &mut wakers, stopped()).boxed());
+        kinds.push(run_kind::<CronJob>(&shared, ns, &mut wakers, &mut listed, stopped()).boxed());
     }
     tokio::spawn(wake_on_stream_changes(
         stream_changes,
@@ -494,6 +496,12 @@ pub async fn run_trigger_controller(
         cron_jobs,
         "trigger controller started"
     );
+    if let Some(synced) = synced {
+        tokio::spawn(async move {
+            future::join_all(listed).await;
+            let _ = synced.send(());
+        });
+    }
     future::join_all(kinds).await;
 }
 
@@ -530,6 +538,7 @@ fn run_kind<K: TriggeredWorkload>(
     shared: &Arc<Shared>,
     namespace: Option<&str>,
     wakers: &mut HashMap<WorkloadKind, mpsc::UnboundedSender<(String, String)>>,
+    listed: &mut Vec<future::BoxFuture<'static, ()>>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> impl Future<Output = ()> + Send + 'static {
     let (waker, woken) = mpsc::unbounded::<(String, String)>();
@@ -539,6 +548,13 @@ fn run_kind<K: TriggeredWorkload>(
         None => Api::all(shared.client.clone()),
     };
     let (store, writer) = reflector::store();
+    let listed_store = store.clone();
+    listed.push(
+        async move {
+            super::run::wait_until_listed(&listed_store).await;
+        }
+        .boxed(),
+    );
     let filter_shared = shared.clone();
     let own_changes = watcher(api, watcher::Config::default())
         .default_backoff()

@@ -54,6 +54,7 @@ fn start_triggers(client: Client, namespace: &str) -> Triggers {
         None,
         Some("test".into()),
         None,
+        None,
         async move {
             let _ = stopped.await;
         },
