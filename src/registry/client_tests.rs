@@ -169,6 +169,39 @@ async fn a_failed_head_is_never_retried_as_a_get() {
 }
 
 #[tokio::test]
+async fn a_large_error_page_is_read_to_its_end_so_the_connection_is_reused() {
+    // 300 KiB of error page: more than is kept for the message, less than is drained.
+    let page = format!(
+        "{{\"errors\":[{{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"no such manifest\"}}]}}{}",
+        " ".repeat(300 * 1024)
+    );
+    let fake = FakeRegistry::start(move |_| {
+        FakeReply::status(404)
+            .header("content-type", "application/json")
+            .body(page.clone())
+    })
+    .await;
+    let client = client();
+    let mut connections = Vec::new();
+    for digest in [digest_of(b"a"), digest_of(b"b"), digest_of(b"c")] {
+        let error = client
+            .get_manifest(&target(&fake, &digest), &anonymous())
+            .await
+            .unwrap_err();
+        assert_eq!(error.reason(), "NotFound");
+        assert!(error.to_string().contains("no such manifest"), "{error}");
+        connections.push(fake.connections());
+    }
+    assert_eq!(fake.count("GET", "/"), 3);
+    // The first call may open more than one (an insecure call tries HTTPS first); the later ones
+    // reuse the connection the first answer left clean.
+    assert_eq!(
+        connections[2], connections[0],
+        "connections opened after each call: {connections:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_head_without_a_digest_header_is_an_invalid_response() {
     let fake = FakeRegistry::start(|_| FakeReply::status(200)).await;
     let error = client()

@@ -86,6 +86,7 @@ struct Shared {
     log: Mutex<Vec<SeenRequest>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    connections: AtomicUsize,
 }
 
 /// A running fake registry; stopped when dropped.
@@ -106,12 +107,17 @@ impl FakeRegistry {
             log: Mutex::default(),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
         });
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("bind the fake registry");
         let host = listener.local_addr().expect("local address").to_string();
         let app = Router::new().fallback(answer).with_state(shared.clone());
+        let counted = shared.clone();
+        let listener = axum::serve::ListenerExt::tap_io(listener, move |_| {
+            counted.connections.fetch_add(1, Ordering::SeqCst);
+        });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -129,6 +135,11 @@ impl FakeRegistry {
             .iter()
             .filter(|r| r.method == method && r.path.starts_with(prefix))
             .count()
+    }
+
+    /// How many TCP connections clients opened.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     /// The most requests that were being answered at the same time.

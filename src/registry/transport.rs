@@ -17,8 +17,13 @@ use super::limits::{
 };
 use super::metrics::{RegistryMetrics, RequestOutcome};
 
-/// How much of an error response is read to find the registry's message; the rest is dropped.
+/// How much of an error response is kept to find the registry's message.
 pub const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+
+/// How much of an error response is read in all: past [`ERROR_BODY_LIMIT`] it is read and
+/// discarded, so the exchange ends cleanly (an HTTP/2 stream dropped unread is reset, and many
+/// resets make servers close the connection); past this, it is dropped.
+pub const ERROR_BODY_DRAIN_LIMIT: u64 = 1024 * 1024;
 
 const MAX_REDIRECTS: usize = 10;
 
@@ -286,19 +291,25 @@ impl Transport {
             announced.unwrap_or(0).min(limit)
         };
         let mut body = Vec::with_capacity(capacity as usize);
+        let mut read: u64 = 0;
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| classify(e, self.config.connect_timeout))?
         {
+            read += chunk.len() as u64;
             let room = (limit as usize).saturating_sub(body.len());
             if chunk.len() > room {
                 if success {
                     return Err(RequestFailure::ResponseTooLarge { limit });
                 }
-                // An error page only matters for its message; the rest is not worth reading.
+                // An error page only matters for its message: keep its start, read on to the end
+                // unless it is huge.
                 body.extend_from_slice(&chunk[..room]);
-                break;
+                if read > ERROR_BODY_DRAIN_LIMIT {
+                    break;
+                }
+                continue;
             }
             body.extend_from_slice(&chunk);
         }
