@@ -283,7 +283,13 @@ pub async fn reconcile(
                         succeeded.push(spec.name.clone());
                     }
                     tracing::info!(stream = %key, tag = %spec.name, cause = ?cause, error = %err, "import failed");
-                    outcomes.push((spec.name.clone(), TagOutcome::Failure(failure_of(&err))));
+                    let failure = failure_of(&err);
+                    let outcome = if err.contacted_nobody() {
+                        TagOutcome::NotContacted(failure)
+                    } else {
+                        TagOutcome::Failure(failure)
+                    };
+                    outcomes.push((spec.name.clone(), outcome));
                 }
             }
         }

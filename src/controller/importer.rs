@@ -31,6 +31,14 @@ use crate::registry::{Access, ManifestHead, ManifestTarget, RegistryError};
 /// Largest config blob read from a registry.
 const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
 
+/// The shortest retry delay a registry's wait sets: a backoff about to end is not worth a
+/// reconcile in a tight loop.
+const RETRY_AFTER_MIN: Duration = Duration::from_secs(1);
+
+/// The longest retry delay a registry's wait sets (the client's default cut of `Retry-After`).
+/// A longer backoff is met again then, and refused with the time still left.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
+
 /// Why a tag could not be imported.
 #[derive(Debug, Error)]
 pub enum ImportError {
@@ -97,17 +105,42 @@ impl ImportError {
         }
     }
 
-    /// How long the registry asked us to wait, if it did.
-    pub fn retry_after(&self) -> Option<Duration> {
+    /// When to try again, when the registry said: at the end of the host's backoff (after its
+    /// `Retry-After` or repeated failures), so a retry neither comes back early only to be refused
+    /// nor waits longer than asked. Kept between `RETRY_AFTER_MIN` and `RETRY_AFTER_MAX`;
+    /// `None` leaves the retry to the caller's own schedule.
+    /// Whether no registry was asked at all: every source was refused by its host's backoff after
+    /// an earlier failure, which the tag's condition already describes.
+    pub fn contacted_nobody(&self) -> bool {
+        let refused = |err: &RegistryError| {
+            matches!(
+                err.failure(),
+                Some(crate::registry::RequestFailure::BackingOff { .. })
+            )
+        };
         match self {
-            ImportError::Registry { source } => match source.failure() {
-                Some(crate::registry::RequestFailure::BackingOff { remaining, .. }) => {
-                    Some(*remaining)
-                }
-                _ => None,
-            },
-            _ => None,
+            ImportError::Registry { source } => refused(source),
+            ImportError::AllSourcesFailed { tried } => {
+                !tried.is_empty() && tried.iter().all(|(_, err)| refused(err))
+            }
+            _ => false,
         }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        let wait = match self {
+            ImportError::Registry { source } => source.retry_after(),
+            // The first source that may answer again is worth asking then; a source that may be
+            // asked at once leaves the timing to the caller.
+            ImportError::AllSourcesFailed { tried } => tried
+                .iter()
+                .filter(|(_, err)| err.is_transient())
+                .map(|(_, err)| err.retry_after())
+                .collect::<Option<Vec<_>>>()
+                .and_then(|waits| waits.into_iter().min()),
+            _ => None,
+        };
+        wait.map(|wait| wait.clamp(RETRY_AFTER_MIN, RETRY_AFTER_MAX))
     }
 }
 
@@ -455,4 +488,150 @@ async fn legacy_child(
     };
     ensure_image(ctx, reference, target, access, &child).await?;
     Ok(child)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::RequestFailure;
+
+    fn head(failure: RequestFailure) -> RegistryError {
+        RegistryError::HeadManifest {
+            registry: "registry-1.docker.io".into(),
+            repository: "library/nginx".into(),
+            reference: "1.25".into(),
+            source: failure,
+        }
+    }
+
+    fn backing_off(seconds: u64) -> RegistryError {
+        head(RequestFailure::BackingOff {
+            remaining: Duration::from_secs(seconds),
+            reason: "TooManyRequests",
+        })
+    }
+
+    fn answered(status: u16) -> RegistryError {
+        head(RequestFailure::Status {
+            status,
+            message: None,
+            retry_after_secs: None,
+        })
+    }
+
+    fn connection_failed() -> RegistryError {
+        head(RequestFailure::Connection {
+            detail: "refused".into(),
+        })
+    }
+
+    fn all_failed(tried: Vec<RegistryError>) -> ImportError {
+        ImportError::AllSourcesFailed {
+            tried: tried
+                .into_iter()
+                .enumerate()
+                .map(|(i, err)| (format!("source-{i}"), err))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_retry_delay_is_the_registrys_wait_within_bounds() {
+        let secs = Duration::from_secs;
+        let table: Vec<(&str, ImportError, Option<Duration>)> = vec![
+            ("backing off", backing_off(90).into(), Some(secs(90))),
+            (
+                "backing off past the maximum",
+                backing_off(7200).into(),
+                Some(RETRY_AFTER_MAX),
+            ),
+            (
+                "backoff ending now",
+                backing_off(0).into(),
+                Some(RETRY_AFTER_MIN),
+            ),
+            (
+                "token service backing off",
+                head(RequestFailure::Token {
+                    realm_host: "auth.docker.io".into(),
+                    source: Box::new(RequestFailure::BackingOff {
+                        remaining: secs(45),
+                        reason: "TooManyRequests",
+                    }),
+                })
+                .into(),
+                Some(secs(45)),
+            ),
+            ("429 answer without Retry-After", answered(429).into(), None),
+            (
+                "429 answer with Retry-After",
+                head(RequestFailure::Status {
+                    status: 429,
+                    message: None,
+                    retry_after_secs: Some(120),
+                })
+                .into(),
+                Some(secs(120)),
+            ),
+            ("connection failure", connection_failed().into(), None),
+            ("not found", answered(404).into(), None),
+            (
+                "every source backing off: the earliest end",
+                all_failed(vec![backing_off(120), backing_off(40)]),
+                Some(secs(40)),
+            ),
+            (
+                "a permanent failure beside a backoff: the backoff",
+                all_failed(vec![answered(404), backing_off(40)]),
+                Some(secs(40)),
+            ),
+            (
+                "a source that may be asked at once: the caller's schedule",
+                all_failed(vec![connection_failed(), backing_off(40)]),
+                None,
+            ),
+            (
+                "no usable source",
+                ImportError::NoUsableSource {
+                    reference: "r".into(),
+                },
+                None,
+            ),
+        ];
+        for (case, error, wait) in table {
+            assert_eq!(error.retry_after(), wait, "{case}");
+        }
+    }
+
+    #[test]
+    fn refusals_during_one_backoff_record_one_unchanging_failure() {
+        let early = ImportError::from(backing_off(3599));
+        let later = ImportError::from(backing_off(31));
+        assert_eq!(
+            (early.reason(), early.to_string()),
+            (later.reason(), later.to_string())
+        );
+        // The 429 that started the backoff and the refusals it causes share the reason.
+        assert_eq!(early.reason(), ImportError::from(answered(429)).reason());
+    }
+
+    #[test]
+    fn only_refusals_by_every_source_count_as_contacting_nobody() {
+        assert!(ImportError::from(backing_off(30)).contacted_nobody());
+        assert!(!ImportError::from(answered(429)).contacted_nobody());
+        let all_refused = ImportError::AllSourcesFailed {
+            tried: vec![
+                ("mirror.local/a".into(), backing_off(30)),
+                ("quay.io/a".into(), backing_off(60)),
+            ],
+        };
+        assert!(all_refused.contacted_nobody());
+        let one_answered = ImportError::AllSourcesFailed {
+            tried: vec![
+                ("mirror.local/a".into(), backing_off(30)),
+                ("quay.io/a".into(), answered(503)),
+            ],
+        };
+        assert!(!one_answered.contacted_nobody());
+    }
 }

@@ -5,7 +5,9 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::image_stream::{ImageStreamStatus, NamedTagEventList, TagEvent, TagReference};
+use crate::api::image_stream::{
+    CONDITION_IMPORT_SUCCESS, ImageStreamStatus, NamedTagEventList, TagEvent, TagReference,
+};
 use crate::domain::history::{
     HistoryChange, ImportFailure, record_import_failure, record_import_success, record_tag_event,
 };
@@ -18,6 +20,11 @@ pub enum TagOutcome {
     Event(TagEvent),
     /// The tag could not be imported; history stays as it is.
     Failure(ImportFailure),
+    /// The tag was not imported because its registry was not asked (the host is backing off after
+    /// an earlier failure). A failure condition of the same generation stands as it is, so the
+    /// condition and its Warning do not alternate between the failure and the refusals after it;
+    /// without one, this failure is recorded.
+    NotContacted(ImportFailure),
 }
 
 /// A change to one tag that deserves an Event.
@@ -174,7 +181,16 @@ fn apply_outcome(
                 });
             }
         }
-        TagOutcome::Failure(failure) => {
+        TagOutcome::NotContacted(_)
+            if entry.conditions.iter().any(|c| {
+                c.type_ == CONDITION_IMPORT_SUCCESS
+                    && c.status == "False"
+                    && c.generation == generation
+            }) =>
+        {
+            // The condition from the failure that started the backoff stands.
+        }
+        TagOutcome::Failure(failure) | TagOutcome::NotContacted(failure) => {
             if record_import_failure(&mut entry.conditions, &failure, generation, now) {
                 changes.push(TagChange::Failed {
                     tag: tag.to_owned(),
@@ -285,6 +301,58 @@ mod tests {
             .map(|e| e.image.as_str())
             .collect();
         assert_eq!(images, ["sha256:bb", "sha256:aa"]);
+    }
+
+    #[test]
+    fn a_refusal_by_backoff_leaves_the_failure_that_started_it_standing() {
+        let spec = vec![tag("latest", "DockerImage", "example.com/app:latest")];
+        let failure = |outcome: fn(ImportFailure) -> TagOutcome, message: &str| {
+            vec![(
+                "latest".to_string(),
+                outcome(ImportFailure {
+                    reason: "ConnectionFailed".into(),
+                    message: message.into(),
+                }),
+            )]
+        };
+        let refused = failure(
+            TagOutcome::NotContacted,
+            "not contacted: backing off after ConnectionFailed",
+        );
+        // Without a condition, the refusal is what there is to say.
+        let (first, changes) = next_status(None, &spec, &refused, STREAM, &settings(), &time(1));
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            first.tags[0].conditions[0].message.as_deref(),
+            Some("not contacted: backing off after ConnectionFailed")
+        );
+        // A real failure replaces it; refusals after it change nothing.
+        let real = failure(TagOutcome::Failure, "connection refused");
+        let (failed, changes) =
+            next_status(Some(&first), &spec, &real, STREAM, &settings(), &time(2));
+        assert_eq!(changes.len(), 1);
+        let (after, changes) = next_status(
+            Some(&failed),
+            &spec,
+            &refused,
+            STREAM,
+            &settings(),
+            &time(3),
+        );
+        assert!(changes.is_empty());
+        assert!(!status_differs(Some(&failed), &after));
+        // A new generation is a new question: the refusal is recorded for it.
+        let newer = StreamIdentity {
+            generation: STREAM.generation + 1,
+            ..STREAM
+        };
+        let (renewed, changes) =
+            next_status(Some(&after), &spec, &refused, newer, &settings(), &time(4));
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            renewed.tags[0].conditions[0].generation,
+            STREAM.generation + 1
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use super::token_cache::{
     ANONYMOUS_IDENTITY, BearerToken, ObtainedToken, TokenCache, TokenGrant, TokenKey,
     parse_token_response,
 };
-use super::transport::{Exchange, Outgoing, Transport, TransportConfig, authority};
+use super::transport::{Exchange, Outgoing, Transport, TransportConfig, authority, requested_wait};
 use crate::domain::credential::RegistryCredential;
 use crate::domain::text::shorten;
 
@@ -878,6 +878,8 @@ fn status_failure(exchange: &Exchange) -> RequestFailure {
     RequestFailure::Status {
         status: exchange.status.as_u16(),
         message: error_body_message(&exchange.body),
+        retry_after_secs: requested_wait(exchange)
+            .map(|wait| u32::try_from(wait.as_secs()).unwrap_or(u32::MAX)),
     }
 }
 

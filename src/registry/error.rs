@@ -92,6 +92,12 @@ impl RegistryError {
         }
     }
 
+    /// How long the registry host asked not to be contacted, when the failure says
+    /// (see [`RequestFailure::retry_after`]).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.failure().and_then(RequestFailure::retry_after)
+    }
+
     /// The wire-level failure, when the operation reached the point of sending requests.
     pub fn failure(&self) -> Option<&RequestFailure> {
         match self {
@@ -118,6 +124,9 @@ pub enum RequestFailure {
         status: u16,
         /// The messages of the registry's error envelope, when it sent one.
         message: Option<String>,
+        /// The wait in whole seconds (the header's resolution) that a 429 or 503 asked for with
+        /// `Retry-After`, when it sent one. Seconds rather than a `Duration` keep the error small.
+        retry_after_secs: Option<u32>,
     },
     /// No complete answer within the request timeout.
     #[error("no complete answer within {}", humantime::format_duration(*after))]
@@ -167,11 +176,9 @@ pub enum RequestFailure {
         source: Box<RequestFailure>,
     },
     /// Not sent: the host is backing off (after a 429's `Retry-After` or repeated failures)
-    /// for longer than the client waits.
-    #[error(
-        "not contacted: backing off for {} after {reason}",
-        humantime::format_duration(Duration::from_secs(remaining.as_secs().max(1)))
-    )]
+    /// for longer than the client waits. The message names the cause only: it becomes a
+    /// condition message, and a countdown in it would make every refusal a new failure.
+    #[error("not contacted: backing off after {reason}")]
     BackingOff {
         /// How long until the host may be contacted again.
         remaining: Duration,
@@ -214,6 +221,19 @@ impl RequestFailure {
             | Self::DigestMismatch { .. }
             | Self::InvalidResponse { .. }
             | Self::AddressRefused { .. } => false,
+        }
+    }
+
+    /// How long the host asked not to be contacted: a 429's or 503's `Retry-After`, or the rest
+    /// of the backoff that refused this call.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status {
+                retry_after_secs, ..
+            } => retry_after_secs.map(|secs| Duration::from_secs(secs.into())),
+            Self::BackingOff { remaining, .. } => Some(*remaining),
+            Self::Token { source, .. } => source.retry_after(),
+            _ => None,
         }
     }
 
@@ -339,6 +359,7 @@ mod tests {
         RequestFailure::Status {
             status,
             message: None,
+            retry_after_secs: None,
         }
     }
 
@@ -459,6 +480,7 @@ mod tests {
         let error = head(RequestFailure::Status {
             status: 404,
             message: Some("MANIFEST_UNKNOWN: manifest unknown".into()),
+            retry_after_secs: None,
         });
         assert_eq!(
             error.to_string(),
@@ -479,17 +501,66 @@ mod tests {
     }
 
     #[test]
-    fn backing_off_message_says_how_long_and_why() {
-        let error = head(RequestFailure::BackingOff {
-            remaining: Duration::from_millis(90_400),
-            reason: "TooManyRequests",
-        });
-        assert!(
-            error
-                .to_string()
-                .ends_with("not contacted: backing off for 1m 30s after TooManyRequests"),
-            "{error}"
+    fn backing_off_message_names_the_cause_and_not_the_time_left() {
+        let refusal = |remaining| {
+            head(RequestFailure::BackingOff {
+                remaining,
+                reason: "TooManyRequests",
+            })
+        };
+        let early = refusal(Duration::from_millis(90_400));
+        let later = refusal(Duration::from_secs(31));
+        assert_eq!(
+            early.to_string(),
+            "cannot check registry-1.docker.io/library/nginx:1.25: \
+             not contacted: backing off after TooManyRequests"
         );
+        // Refusals while one backoff runs down are one failure: same message, same reason as the
+        // 429 that started it.
+        assert_eq!(later.to_string(), early.to_string());
+        assert_eq!(early.reason(), head(status(429)).reason());
+    }
+
+    #[test]
+    fn a_retry_after_answer_and_a_refusal_by_backoff_say_how_long_to_wait() {
+        let backing_off = RequestFailure::BackingOff {
+            remaining: Duration::from_secs(90),
+            reason: "TooManyRequests",
+        };
+        let table = [
+            (backing_off.clone(), Some(Duration::from_secs(90))),
+            (
+                RequestFailure::Token {
+                    realm_host: "auth.docker.io".into(),
+                    source: Box::new(backing_off),
+                },
+                Some(Duration::from_secs(90)),
+            ),
+            (
+                RequestFailure::Status {
+                    status: 429,
+                    message: None,
+                    retry_after_secs: Some(120),
+                },
+                Some(Duration::from_secs(120)),
+            ),
+            (status(429), None),
+            (
+                RequestFailure::Connection {
+                    detail: "refused".into(),
+                },
+                None,
+            ),
+        ];
+        for (failure, wait) in table {
+            assert_eq!(head(failure.clone()).retry_after(), wait, "{failure}");
+        }
+        let invalid = RegistryError::InvalidTarget {
+            what: "repository",
+            value: "A".into(),
+            detail: "upper case",
+        };
+        assert_eq!(invalid.retry_after(), None);
     }
 
     #[test]

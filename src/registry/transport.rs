@@ -328,19 +328,22 @@ fn host_outcome_of_status(exchange: &Exchange) -> Option<HostOutcome> {
     if !status_is_transient(status) {
         return Some(HostOutcome::Answered);
     }
-    let retry_after = if matches!(status, 429 | 503) {
-        exchange
-            .headers
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()))
-    } else {
-        None
-    };
     Some(HostOutcome::Transient {
         reason: status_reason(status),
-        retry_after,
+        retry_after: requested_wait(exchange),
     })
+}
+
+/// The wait a 429 or 503 asks for with `Retry-After`; other answers ask for none.
+pub fn requested_wait(exchange: &Exchange) -> Option<Duration> {
+    if !matches!(exchange.status.as_u16(), 429 | 503) {
+        return None;
+    }
+    exchange
+        .headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
 }
 
 /// `host[:port]` of a URL, the key of limits and metrics.

@@ -11,6 +11,12 @@ use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat, TestInd
 use imagestream_operator::testenv::{RegistryOptions, RegistryRequest, TestEnv};
 use kube::Api;
 
+/// The FAKE registry of the client's unit tests, used here only for what a real registry cannot
+/// do on demand (answer 429 with a long `Retry-After`). Everything else runs against the real one.
+#[allow(dead_code)]
+#[path = "../../src/registry/fake_registry.rs"]
+mod fake_registry;
+
 #[tokio::test]
 async fn a_first_import_records_the_digest_in_the_users_spelling_and_creates_the_image() {
     let env = TestEnv::global().await;
@@ -634,4 +640,200 @@ async fn a_registry_outside_the_allowlist_is_refused_without_a_request() {
             .all(|r| !r.user_agent.starts_with("imagestream-operator/")),
         "the operator contacted a registry outside the allowlist"
     );
+}
+
+/// FAKE registry: the real distribution registry cannot be made to answer 429 on demand, so
+/// `src/registry/fake_registry.rs` plays a rate-limited registry (429, `Retry-After: 3600`) here;
+/// the API server is real. Stream `first` meets the 429 and starts the host's backoff; every
+/// scheduled check of `app` after it is refused without contacting the registry. Those refusals
+/// are one failure: the condition keeps its message and lastTransitionTime, the stream is not
+/// written again, and its Warning is published once.
+#[tokio::test]
+async fn refusals_while_a_registry_backs_off_after_429_keep_one_condition_and_one_warning() {
+    use fake_registry::{FakeRegistry, FakeReply};
+    use imagestream_operator::registry::{RegistryClient, RegistryClientConfig};
+    use k8s_openapi::api::events::v1::Event;
+
+    let env = TestEnv::global().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let fake = FakeRegistry::start(|_| {
+        FakeReply::status(429)
+            .header("retry-after", "3600")
+            .header("content-type", "application/json")
+            .body(r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#)
+    })
+    .await;
+    let registry = RegistryClient::new(RegistryClientConfig::default()).expect("registry client");
+    let _operator = start_operator_sharing(
+        client.clone(),
+        &ns,
+        config(Duration::from_secs(1)),
+        registry.clone(),
+    )
+    .await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+
+    let first = format!("{}/library/first:latest", fake.host);
+    create_stream(&api, "first", vec![docker_tag("latest", &first, false)]).await;
+    wait_for(&api, "first", "the 429", |s| {
+        condition_reason(s, "latest").is_some()
+    })
+    .await;
+    let contacted = fake.count("HEAD", "/v2/");
+    assert_eq!(contacted, 1, "{:?}", fake.requests());
+
+    let app = format!("{}/library/app:latest", fake.host);
+    create_stream(&api, "app", vec![docker_tag("latest", &app, true)]).await;
+    let failed = wait_for(&api, "app", "the refusal", |s| {
+        condition_reason(s, "latest").is_some()
+    })
+    .await;
+    let condition = failed
+        .status
+        .as_ref()
+        .unwrap()
+        .tag("latest")
+        .unwrap()
+        .conditions[0]
+        .clone();
+    let message = condition.message.clone().unwrap();
+    // The same reason as the 429 answer itself.
+    assert_eq!(condition.reason.as_deref(), Some("TooManyRequests"));
+    assert!(message.contains("not contacted"), "{message}");
+
+    let refused_before = registry.metrics().wait_count(&fake.host, true);
+    let version = failed.metadata.resource_version.clone().unwrap();
+    assert_eq!(
+        modifications_after(&api, "app", &version, Duration::from_secs(5)).await,
+        0,
+        "a refusal rewrote the stream"
+    );
+    let retries = registry.metrics().wait_count(&fake.host, true) - refused_before;
+    assert!(retries >= 3, "only {retries} scheduled retries in 5 s");
+    let after = api.get("app").await.unwrap();
+    assert_eq!(
+        after
+            .status
+            .as_ref()
+            .unwrap()
+            .tag("latest")
+            .unwrap()
+            .conditions,
+        vec![condition]
+    );
+    assert_eq!(
+        fake.count("HEAD", "/v2/"),
+        contacted,
+        "a refusal reached the registry"
+    );
+
+    let warnings: Vec<Event> = Api::<Event>::namespaced(client.clone(), &ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("app")
+                && e.type_.as_deref() == Some("Warning")
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].reason.as_deref(), Some("TooManyRequests"));
+    assert_eq!(
+        warnings[0].note.as_deref(),
+        Some(format!("tag latest: {message}").as_str())
+    );
+    // A second publication would have turned the Event into a series.
+    assert_eq!(warnings[0].series, None, "{:?}", warnings[0]);
+}
+
+/// FAKE registry: the real distribution registry cannot be made to answer 429 on demand, so
+/// `src/registry/fake_registry.rs` answers every request with 429 and `Retry-After: 6` (longer
+/// than the first default retry of 5 s, and than the client's wait of 1 s here); the API server
+/// is real. The import is retried when the registry allows it, not earlier: each retry meets the
+/// same 429, so the condition and its Warning stay as first recorded.
+#[tokio::test]
+async fn a_429_is_retried_after_its_retry_after_and_stays_one_condition_and_one_warning() {
+    use fake_registry::{FakeRegistry, FakeReply};
+    use imagestream_operator::registry::{LimitsConfig, RegistryClient, RegistryClientConfig};
+    use k8s_openapi::api::events::v1::Event;
+
+    let env = TestEnv::global().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let fake = FakeRegistry::start(|_| {
+        FakeReply::status(429)
+            .header("retry-after", "6")
+            .header("content-type", "application/json")
+            .body(r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#)
+    })
+    .await;
+    let registry = RegistryClient::new(RegistryClientConfig {
+        limits: LimitsConfig {
+            max_wait: Duration::from_secs(1),
+            ..LimitsConfig::default()
+        },
+        ..RegistryClientConfig::default()
+    })
+    .expect("registry client");
+    let _operator = start_operator_sharing(
+        client.clone(),
+        &ns,
+        config(Duration::from_secs(900)),
+        registry.clone(),
+    )
+    .await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/library/app:latest", fake.host);
+    create_stream(&api, "app", vec![docker_tag("latest", &from, false)]).await;
+    let failed = wait_for(&api, "app", "the 429", |s| {
+        condition_reason(s, "latest").is_some()
+    })
+    .await;
+    let condition = failed
+        .status
+        .as_ref()
+        .unwrap()
+        .tag("latest")
+        .unwrap()
+        .conditions[0]
+        .clone();
+    assert_eq!(condition.reason.as_deref(), Some("TooManyRequests"));
+
+    let version = failed.metadata.resource_version.clone().unwrap();
+    assert_eq!(
+        modifications_after(&api, "app", &version, Duration::from_secs(14)).await,
+        0,
+        "a retry rewrote the stream"
+    );
+    // Asked again at 6 s and 12 s, each time answered; never refused for coming back early.
+    let heads = fake.count("HEAD", "/v2/");
+    assert!((2..=3).contains(&heads), "{heads} HEADs in 14 s");
+    assert_eq!(registry.metrics().wait_count(&fake.host, true), 0);
+    let after = api.get("app").await.unwrap();
+    assert_eq!(
+        after
+            .status
+            .as_ref()
+            .unwrap()
+            .tag("latest")
+            .unwrap()
+            .conditions,
+        vec![condition]
+    );
+    let warnings: Vec<Event> = Api::<Event>::namespaced(client.clone(), &ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("app")
+                && e.type_.as_deref() == Some("Warning")
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].series, None, "{:?}", warnings[0]);
 }
