@@ -194,9 +194,7 @@ pub async fn import_tag(
             reference: reference.to_string(),
         });
     }
-    let mut tried: Vec<(String, RegistryError)> = Vec::new();
-    let mut answered = None;
-    for pull in &plan.sources {
+    let source_of = |pull: &crate::domain::mirror_plan::PullSource| {
         let access = Access {
             insecure: job.tag.is_insecure(),
             credentials: keyring.lookup(&pull.reference.canonical_name()),
@@ -206,9 +204,15 @@ pub async fn import_tag(
             repository: pull.reference.repository().to_owned(),
             reference: pull.reference.manifest_reference().to_owned(),
         };
+        (target, access)
+    };
+    let mut tried: Vec<(String, RegistryError)> = Vec::new();
+    let mut answered = None;
+    for (position, pull) in plan.sources.iter().enumerate() {
+        let (target, access) = source_of(pull);
         match head(ctx, &target, &access, job.cause, job.asked_at).await {
             Ok(head) => {
-                answered = Some((pull, target, access, head));
+                answered = Some((position, head));
                 break;
             }
             Err(err) => {
@@ -217,7 +221,7 @@ pub async fn import_tag(
             }
         }
     }
-    let Some((pull, target, access, head)) = answered else {
+    let Some((answered_at, head)) = answered else {
         return Err(if tried.len() == 1 {
             ImportError::Registry {
                 source: tried.remove(0).1,
@@ -226,35 +230,67 @@ pub async fn import_tag(
             ImportError::AllSourcesFailed { tried }
         });
     };
-    if !pull.is_source {
-        tracing::debug!(reference = %reference, mirror = %pull.reference, "imported through a mirror");
+    // The content behind the digest comes from the source that answered, else from the sources
+    // after it in the plan (those before it did not answer): a mirror may hold a manifest list
+    // without all of its children. The digest is verified whichever source serves it.
+    let mut failures: Vec<(String, ImportError)> = Vec::new();
+    for pull in &plan.sources[answered_at..] {
+        let (target, access) = source_of(pull);
+        match fetch_content(ctx, job, &target, &access, &head).await {
+            Ok(image) => {
+                if !pull.is_source {
+                    tracing::debug!(reference = %reference, mirror = %pull.reference, "imported through a mirror");
+                }
+                return Ok(Imported {
+                    event: TagEvent {
+                        created: job.created.clone(),
+                        docker_image_reference: reference.with_digest(&image),
+                        image,
+                        generation: job.generation,
+                        platforms: Vec::new(),
+                    },
+                    served_by: (!pull.is_source).then(|| pull.reference.to_string()),
+                });
+            }
+            // Writing the Image failed, not reading from the registry: no other source helps.
+            Err(err @ ImportError::CreateImage { .. }) => return Err(err),
+            Err(err) => {
+                tracing::debug!(source = %pull.reference, error = %err, "pull source could not serve the content");
+                failures.push((pull.reference.to_string(), err));
+            }
+        }
     }
+    let (_, first) = failures.remove(0);
+    Err(first)
+}
+
+/// Reads and records what `head` names from one source: the manifest (and config) of an image, or a
+/// manifest list with the child `Legacy` mode picks, or with every child in `PreserveOriginal`
+/// mode. Returns the digest the tag records.
+async fn fetch_content(
+    ctx: &Context,
+    job: &TagImport<'_>,
+    target: &ManifestTarget,
+    access: &Access,
+    head: &ManifestHead,
+) -> Result<String, ImportError> {
+    let reference = job.reference;
     let is_index = head
         .media_type
         .as_deref()
         .is_some_and(crate::registry::manifest::is_index_media_type);
     let preserve = job.tag.import_mode() == IMPORT_MODE_PRESERVE_ORIGINAL;
-    let image = if is_index {
+    if is_index {
         if preserve {
-            ensure_index_and_children(ctx, reference, &target, &access, &head.digest).await?;
-            head.digest.clone()
+            ensure_index_and_children(ctx, reference, target, access, &head.digest).await?;
+            Ok(head.digest.clone())
         } else {
-            legacy_child(ctx, job, &target, &access, &head.digest).await?
+            legacy_child(ctx, job, target, access, &head.digest).await
         }
     } else {
-        ensure_image(ctx, reference, &target, &access, &head.digest).await?;
-        head.digest.clone()
-    };
-    Ok(Imported {
-        event: TagEvent {
-            created: job.created.clone(),
-            docker_image_reference: reference.with_digest(&image),
-            image,
-            generation: job.generation,
-            platforms: Vec::new(),
-        },
-        served_by: (!pull.is_source).then(|| pull.reference.to_string()),
-    })
+        ensure_image(ctx, reference, target, access, &head.digest).await?;
+        Ok(head.digest.clone())
+    }
 }
 
 /// The HEAD of the tag's manifest. Scheduled checks reuse an answer asked for less than one import

@@ -9,7 +9,7 @@ use crate::support::*;
 use imagestream_operator::api::{
     ImageContentSourcePolicy, ImageDigestMirrorSet, ImageStream, ImageTagMirrorSet,
 };
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
+use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat, TestIndex};
 use imagestream_operator::testenv::{Registry, RegistryOptions, TestEnv, free_port};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, PostParams};
@@ -531,4 +531,97 @@ async fn deleting_the_mirror_object_fails_the_tag_over_to_the_source() {
 fn base64_encode(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[tokio::test]
+async fn a_child_missing_from_the_mirror_is_fetched_from_the_next_source_of_the_plan() {
+    let env = TestEnv::global().await;
+    let ns = env.namespace("mirrors").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let source = unique("children-source");
+    let mirror = unique("children-mirror");
+    // The same index in both repositories; then the mirror loses the arm64 child.
+    let index = TestIndex::random(ManifestFormat::Oci, &TestIndex::common_platforms());
+    let pusher = ImagePusher::for_registry(registry);
+    let pushed = pusher.push_index(&source, "v1", &index).await.unwrap();
+    pusher.push_index(&mirror, "v1", &index).await.unwrap();
+    let arm64 = pushed
+        .children
+        .iter()
+        .find(|c| c.platform.architecture == "arm64")
+        .unwrap()
+        .digest
+        .clone();
+    let deleted = reqwest::Client::new()
+        .delete(format!(
+            "{}/v2/{mirror}/manifests/{arm64}",
+            registry.base_url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 202, "{deleted:?}");
+
+    let _itms = create_mirror_object::<ImageTagMirrorSet>(
+        &client,
+        json!({"apiVersion": "config.openshift.io/v1", "kind": "ImageTagMirrorSet",
+               "metadata": {"name": object_name("children")},
+               "spec": {"imageTagMirrors": [
+                   {"source": format!("{}/{source}", registry.host()),
+                    "mirrors": [format!("{}/{mirror}", registry.host())]}]}}),
+    )
+    .await;
+    let mut cfg = config(Duration::from_secs(900));
+    cfg.default_platform = "linux/arm64".parse().unwrap();
+    let _operator = start_operator(client.clone(), &ns, cfg).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{source}:v1", registry.host());
+    create_stream(&api, "app", vec![docker_tag("v1", &from, false)]).await;
+    let stream = wait_for(&api, "app", "the import", |s| {
+        current_image(s, "v1").is_some() || condition_reason(s, "v1").is_some()
+    })
+    .await;
+    assert_eq!(
+        current_image(&stream, "v1"),
+        Some(arm64.clone()),
+        "condition: {:?}",
+        condition_reason(&stream, "v1")
+    );
+    // The mirror answered the tag and the list; the source served the child the mirror lacks.
+    let child_path = format!("/manifests/{arm64}");
+    let from_mirror: Vec<_> = registry
+        .requests_for(&mirror)
+        .into_iter()
+        .filter(|r| r.user_agent.starts_with("imagestream-operator/"))
+        .collect();
+    assert!(
+        from_mirror
+            .iter()
+            .any(|r| r.method == "HEAD" && r.path.ends_with("/manifests/v1")),
+        "{from_mirror:?}"
+    );
+    assert!(
+        from_mirror
+            .iter()
+            .any(|r| r.path.ends_with(&child_path) && r.status == 404),
+        "{from_mirror:?}"
+    );
+    let from_source: Vec<_> = registry
+        .requests_for(&source)
+        .into_iter()
+        .filter(|r| r.user_agent.starts_with("imagestream-operator/"))
+        .collect();
+    assert!(
+        from_source
+            .iter()
+            .all(|r| r.path.ends_with(&child_path) || r.path.contains("/blobs/")),
+        "the source was asked for more than the missing child: {from_source:?}"
+    );
+    assert!(
+        from_source
+            .iter()
+            .any(|r| r.method == "GET" && r.path.ends_with(&child_path) && r.status == 200),
+        "{from_source:?}"
+    );
 }
