@@ -60,9 +60,15 @@ pub enum ImportError {
         reference: String,
         source: ImageNameError,
     },
-    /// Every source of the mirror plan failed; each is listed with its error.
-    #[error("no source answered: {}", tried.iter().map(|(source, err)| format!("{source}: {err}")).collect::<Vec<_>>().join("; "))]
-    AllSourcesFailed { tried: Vec<(String, RegistryError)> },
+    /// Every source of the mirror plan failed; each is listed with its error, and a source left out
+    /// by `NeverContactSource` is named as such.
+    #[error("{}", all_sources_failed(tried, *source_fenced))]
+    AllSourcesFailed {
+        /// Each source tried, with its error.
+        tried: Vec<(String, RegistryError)>,
+        /// Whether the source repository itself was not tried because of `NeverContactSource`.
+        source_fenced: bool,
+    },
     /// The mirror plan has no source to try: the source is fenced with `NeverContactSource` and no
     /// mirror is usable.
     #[error(
@@ -85,7 +91,7 @@ impl ImportError {
             ImportError::BadDigest { .. } => "InvalidResponse",
             ImportError::CreateImage { .. } => "InternalError",
             // The source's own answer says most about the image; mirrors are stand-ins.
-            ImportError::AllSourcesFailed { tried } => tried
+            ImportError::AllSourcesFailed { tried, .. } => tried
                 .last()
                 .map(|(_, err)| err.reason())
                 .unwrap_or("InternalError"),
@@ -98,7 +104,7 @@ impl ImportError {
         match self {
             ImportError::Registry { source } => source.is_transient(),
             ImportError::CreateImage { .. } => true,
-            ImportError::AllSourcesFailed { tried } => {
+            ImportError::AllSourcesFailed { tried, .. } => {
                 tried.iter().any(|(_, err)| err.is_transient())
             }
             _ => false,
@@ -120,7 +126,7 @@ impl ImportError {
         };
         match self {
             ImportError::Registry { source } => refused(source),
-            ImportError::AllSourcesFailed { tried } => {
+            ImportError::AllSourcesFailed { tried, .. } => {
                 !tried.is_empty() && tried.iter().all(|(_, err)| refused(err))
             }
             _ => false,
@@ -132,7 +138,7 @@ impl ImportError {
             ImportError::Registry { source } => source.retry_after(),
             // The first source that may answer again is worth asking then; a source that may be
             // asked at once leaves the timing to the caller.
-            ImportError::AllSourcesFailed { tried } => tried
+            ImportError::AllSourcesFailed { tried, .. } => tried
                 .iter()
                 .filter(|(_, err)| err.is_transient())
                 .map(|(_, err)| err.retry_after())
@@ -141,6 +147,19 @@ impl ImportError {
             _ => None,
         };
         wait.map(|wait| wait.clamp(RETRY_AFTER_MIN, RETRY_AFTER_MAX))
+    }
+}
+
+fn all_sources_failed(tried: &[(String, RegistryError)], source_fenced: bool) -> String {
+    let listed = tried
+        .iter()
+        .map(|(source, err)| format!("{source}: {err}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if source_fenced {
+        format!("no mirror answered ({listed}); the source is not contacted (NeverContactSource)")
+    } else {
+        format!("no source answered: {listed}")
     }
 }
 
@@ -222,12 +241,15 @@ pub async fn import_tag(
         }
     }
     let Some((answered_at, head)) = answered else {
-        return Err(if tried.len() == 1 {
+        return Err(if tried.len() == 1 && !plan.source_fenced {
             ImportError::Registry {
                 source: tried.remove(0).1,
             }
         } else {
-            ImportError::AllSourcesFailed { tried }
+            ImportError::AllSourcesFailed {
+                tried,
+                source_fenced: plan.source_fenced,
+            }
         });
     };
     // The content behind the digest comes from the source that answered, else from the sources
@@ -568,6 +590,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, err)| (format!("source-{i}"), err))
                 .collect(),
+            source_fenced: false,
         }
     }
 
@@ -660,6 +683,7 @@ mod tests {
                 ("mirror.local/a".into(), backing_off(30)),
                 ("quay.io/a".into(), backing_off(60)),
             ],
+            source_fenced: false,
         };
         assert!(all_refused.contacted_nobody());
         let one_answered = ImportError::AllSourcesFailed {
@@ -667,6 +691,7 @@ mod tests {
                 ("mirror.local/a".into(), backing_off(30)),
                 ("quay.io/a".into(), answered(503)),
             ],
+            source_fenced: false,
         };
         assert!(!one_answered.contacted_nobody());
     }
