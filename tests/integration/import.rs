@@ -175,6 +175,14 @@ async fn idle_scheduled_cycles_send_only_heads_and_write_nothing_and_a_move_cost
             .all(|r| r.method == "HEAD" || r.method == "GET"),
         "{after:?}"
     );
+    // The move is one HEAD that sees the new digest, then the two GETs right after it.
+    let first_get = after.iter().position(|r| r.method == "GET").unwrap();
+    assert!(
+        first_get >= 1
+            && after[first_get - 1].method == "HEAD"
+            && after.get(first_get + 1).is_some_and(|r| r.method == "GET"),
+        "expected HEAD, GET, GET for the move: {after:?}"
+    );
 }
 
 #[tokio::test]
