@@ -187,3 +187,90 @@ impl Context {
         heads.entry(key).or_default().clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::mirror_plan::MirrorIndex;
+    use crate::registry::RegistryClientConfig;
+    use kube::runtime::events::Reporter;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher;
+
+    fn pull_secret(namespace: &str, name: &str, user: &str) -> Secret {
+        use base64::Engine;
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw"));
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": "1"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {
+                ".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(
+                    serde_json::json!({"auths": {"registry.example.com": {"auth": auth}}}).to_string()
+                )
+            }
+        }))
+        .unwrap()
+    }
+
+    /// A context as a cluster-wide operator has it: one secret cache holding every namespace's
+    /// pull secrets. No request is sent: the client points at a closed port and is never used.
+    fn cluster_wide(secrets: &[Secret]) -> Context {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let (store, mut writer) = reflector::store::<Secret>();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for secret in secrets {
+            writer.apply_watcher_event(&watcher::Event::InitApply(secret.clone()));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        Context {
+            client: client.clone(),
+            registry: RegistryClient::new(RegistryClientConfig::default()).unwrap(),
+            config: ControllerConfig {
+                import_interval: Duration::from_secs(900),
+                max_tag_history: 10,
+                default_platform: Platform::linux_amd64(),
+                internal_registry_host: None,
+                public_registry_host: None,
+                image_gc_grace: None,
+                allowed_registries: Default::default(),
+            },
+            images: reflector::store::<Image>().0,
+            streams: reflector::store::<DeserializeGuard<ImageStream>>().0,
+            secrets: vec![store],
+            recorder: Recorder::new(
+                client,
+                Reporter {
+                    controller: "test".into(),
+                    instance: None,
+                },
+            ),
+            mirrors: super::super::mirrors::MirrorState::new(MirrorIndex::default()),
+            memory: Mutex::new(HashMap::new()),
+            heads: Mutex::new(HashMap::new()),
+            list_children: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            pull_secrets: Mutex::new(HashMap::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_cluster_wide_cache_never_lends_a_namespace_anothers_credentials() {
+        let ctx = cluster_wide(&[
+            pull_secret("team-a", "pull", "alice"),
+            pull_secret("team-b", "pull", "bob"),
+        ]);
+        let users = |namespace: &str| {
+            ctx.keyring(namespace)
+                .lookup("registry.example.com/app")
+                .into_iter()
+                .map(|c| c.username)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(users("team-a"), ["alice"]);
+        assert_eq!(users("team-b"), ["bob"]);
+        assert!(users("team-c").is_empty());
+    }
+}
