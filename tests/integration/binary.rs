@@ -125,20 +125,18 @@ async fn the_binary_imports_and_import_image_requests_a_fresh_import_without_a_s
     let restarted_at = address();
     let _restarted = start(&restarted_at);
     // Ready means its caches are synced, so every stream has been handed to a reconcile.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = reqwest::get(format!("http://{restarted_at}/readyz"))
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the restarted operator never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "the restarted operator to be ready",
+        Duration::from_secs(30),
+        || async {
+            match reqwest::get(format!("http://{restarted_at}/readyz")).await {
+                Ok(answer) if answer.status().is_success() => Ok(()),
+                Ok(answer) => Err(answer.status().to_string()),
+                Err(err) => Err(err.to_string()),
+            }
+        },
+    )
+    .await;
     let writes = modifications_after(
         &api,
         "app",

@@ -14,7 +14,6 @@ use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
-use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
 use kube::api::PostParams;
@@ -188,52 +187,47 @@ async fn the_operator_imports_and_triggers_with_only_the_deploy_service_account_
         .await
         .unwrap();
     let expected = format!("{}/{repository}@{}", registry.host(), pushed.digest);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let stream = api.get("app").await.unwrap();
-        let web = deployments.get("web").await.unwrap();
-        let image = web
-            .spec
-            .and_then(|s| s.template.spec)
-            .and_then(|s| s.containers.into_iter().next())
-            .and_then(|c| c.image);
-        if current_image(&stream, "v1") == Some(pushed.digest.clone())
-            && image.as_deref() == Some(expected.as_str())
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no import and trigger under the deploy/ ServiceAccount (web's image: {image:?}); operator log:\n{}",
-            running.log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    eventually(
+        "an import and a trigger under the deploy/ ServiceAccount",
+        Duration::from_secs(60),
+        || async {
+            let stream = api.get("app").await.unwrap();
+            let image = deployments
+                .get("web")
+                .await
+                .unwrap()
+                .spec
+                .and_then(|s| s.template.spec)
+                .and_then(|s| s.containers.into_iter().next())
+                .and_then(|c| c.image);
+            if current_image(&stream, "v1") == Some(pushed.digest.clone())
+                && image.as_deref() == Some(expected.as_str())
+            {
+                return Ok(());
+            }
+            Err(format!(
+                "web's image {image:?}; operator log:\n{}",
+                running.log()
+            ))
+        },
+    )
+    .await;
     // The Events of both controllers are written under the same rights.
-    let events = Api::<Event>::namespaced(client, &ns);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let reasons: Vec<String> = events
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter_map(|e| e.reason)
-            .collect();
-        if ["Imported", IMAGE_UPDATED_REASON]
-            .iter()
-            .all(|r| reasons.iter().any(|seen| seen == r))
-        {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "expected Imported and {IMAGE_UPDATED_REASON} Events, saw {reasons:?}; operator log:\n{}",
-            running.log()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    eventually(
+        "Imported and ImageUpdated Events",
+        Duration::from_secs(30),
+        || async {
+            let reasons = event_reasons(&client, &ns).await;
+            if ["Imported", IMAGE_UPDATED_REASON]
+                .iter()
+                .all(|r| reasons.iter().any(|seen| seen == r))
+            {
+                return Ok(());
+            }
+            Err(format!("{reasons:?}; operator log:\n{}", running.log()))
+        },
+    )
+    .await;
     assert!(!running.log().contains("forbidden"), "{}", running.log());
 }
 
@@ -314,17 +308,17 @@ async fn a_missing_rbac_rule_is_reported_with_the_resource_and_verb() {
         )],
     )
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let log = running.log();
-        if log.contains("forbidden") && log.contains("imagestreams/status") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the missing rule was not reported; operator log:\n{log}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    eventually(
+        "the missing rule to be reported",
+        Duration::from_secs(60),
+        || async {
+            let log = running.log();
+            if log.contains("forbidden") && log.contains("imagestreams/status") {
+                return Ok(());
+            }
+            Err(format!("operator log:\n{log}"))
+        },
+    )
+    .await;
     assert!(api.get("app").await.unwrap().status.is_none());
 }

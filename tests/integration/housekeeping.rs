@@ -14,23 +14,19 @@ use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 
-/// Waits until every cache's gauge satisfies `expected`, or fails with the sizes last seen.
+/// Waits until every cache's gauge satisfies `expected`.
 async fn wait_for_caches(metrics: &Metrics, what: &str, expected: impl Fn(&str, i64) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually(what, Duration::from_secs(30), || async {
         let sizes: Vec<(&str, i64)> = REMEMBERED_CACHES
             .iter()
             .map(|cache| (*cache, metrics.remembered(cache)))
             .collect();
         if sizes.iter().all(|(cache, size)| expected(cache, *size)) {
-            return;
+            return Ok(());
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}; cache sizes: {sizes:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        Err(format!("cache sizes {sizes:?}"))
+    })
+    .await;
 }
 
 #[tokio::test]

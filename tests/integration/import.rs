@@ -61,28 +61,28 @@ async fn a_first_import_records_the_digest_in_the_users_spelling_and_creates_the
     let pushed_layers: Vec<&str> = pushed.layers.iter().map(|l| l.digest.as_str()).collect();
     assert_eq!(layers, pushed_layers);
     let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), &ns);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let imported = events
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .filter(|e| {
-                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("app")
-                    && e.reason.as_deref() == Some("Imported")
-            })
-            .count();
-        if imported == 1 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "expected one Imported Event on the stream, found {imported}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(
+        "one Imported Event on the stream",
+        Duration::from_secs(30),
+        || async {
+            let imported = events
+                .list(&Default::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("app")
+                        && e.reason.as_deref() == Some("Imported")
+                })
+                .count();
+            match imported {
+                1 => Ok(()),
+                other => Err(format!("{other} Imported Events")),
+            }
+        },
+    )
+    .await;
     let metadata = image.docker_image_metadata.unwrap();
     let expected_size =
         (pushed.config.len() as u64 + pushed.layers.iter().map(|l| l.size).sum::<u64>()) as i64;
@@ -601,14 +601,17 @@ async fn images_no_stream_references_are_deleted_after_the_grace_period() {
     )
     .await
     .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while images.get_opt(&dropped_name).await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the unreferenced Image was not deleted"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    eventually(
+        "the unreferenced Image to be deleted",
+        Duration::from_secs(60),
+        || async {
+            match images.get_opt(&dropped_name).await.unwrap() {
+                None => Ok(()),
+                Some(_) => Err("it still exists".to_owned()),
+            }
+        },
+    )
+    .await;
     assert!(
         images.get_opt(&keep_name).await.unwrap().is_some(),
         "a referenced Image was deleted"

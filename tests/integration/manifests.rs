@@ -2,7 +2,9 @@
 //! generated CRDs installed: every example under `examples/` is accepted and stored as written.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::support::eventually;
 
 use imagestream_operator::api::triggers;
 use imagestream_operator::api::{
@@ -321,19 +323,24 @@ async fn kubectl_explain_shows_the_field_documentation() {
     assert!(!schema.is_empty());
     // The apiserver publishes CRD schemas to its OpenAPI document shortly after they are
     // established; retry until it has.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let mut cmd = env.kubectl();
-        let out = cmd.args(["explain", "imagestream.spec"]).output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if out.status.success() && words(&stdout).contains(&words(&schema)) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "kubectl explain did not show the description {schema:?}; it printed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    eventually(
+        "kubectl explain to show the spec's description",
+        Duration::from_secs(60),
+        || async {
+            let out = env
+                .kubectl()
+                .args(["explain", "imagestream.spec"])
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if out.status.success() && words(&stdout).contains(&words(&schema)) {
+                return Ok(());
+            }
+            Err(format!(
+                "it printed:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        },
+    )
+    .await;
 }

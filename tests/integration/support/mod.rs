@@ -255,3 +255,35 @@ pub async fn start_operator_reporting(
     );
     (Operator { stop: Some(stop) }, metrics)
 }
+
+/// Asks `check` every 200 ms until it answers `Ok`, and returns that value. `Err` says what was
+/// seen instead; after `timeout` the test fails with `what` and the last of those answers.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; last seen: {seen}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The reasons of the Events in `namespace`, in the order the API server lists them.
+pub async fn event_reasons(client: &Client, namespace: &str) -> Vec<String> {
+    Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), namespace)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect()
+}
