@@ -425,16 +425,22 @@ async fn ensure_image(
             create_image(ctx, image).await
         }
         ParsedManifest::Index(index) => {
-            let image = image_for_index(
-                digest,
-                &reference.with_digest(digest),
-                &fetched.media_type,
-                index,
-            )
-            .map_err(|e| bad_digest(reference, e))?;
-            create_image(ctx, image).await
+            create_index_image(ctx, reference, digest, &fetched.media_type, index).await
         }
     }
+}
+
+/// Creates the Image of a manifest list or OCI index (its children are recorded separately).
+async fn create_index_image(
+    ctx: &Context,
+    reference: &ImageReference,
+    digest: &str,
+    media_type: &str,
+    index: &crate::registry::manifest::ManifestIndex,
+) -> Result<(), ImportError> {
+    let image = image_for_index(digest, &reference.with_digest(digest), media_type, index)
+        .map_err(|e| bad_digest(reference, e))?;
+    create_image(ctx, image).await
 }
 
 /// `PreserveOriginal`: an Image for the index and one for every child; one failing child fails the
@@ -459,14 +465,7 @@ async fn ensure_index_and_children(
     for child in &index.manifests {
         ensure_image(ctx, reference, target, access, &child.digest).await?;
     }
-    let image = image_for_index(
-        digest,
-        &reference.with_digest(digest),
-        &fetched.media_type,
-        index,
-    )
-    .map_err(|e| bad_digest(reference, e))?;
-    create_image(ctx, image).await
+    create_index_image(ctx, reference, digest, &fetched.media_type, index).await
 }
 
 /// `Legacy`: the child of the list for the preferred platform, with its Image. The choice is
