@@ -111,10 +111,6 @@ impl ImportError {
         }
     }
 
-    /// When to try again, when the registry said: at the end of the host's backoff (after its
-    /// `Retry-After` or repeated failures), so a retry neither comes back early only to be refused
-    /// nor waits longer than asked. Kept between `RETRY_AFTER_MIN` and `RETRY_AFTER_MAX`;
-    /// `None` leaves the retry to the caller's own schedule.
     /// Whether no registry was asked at all: every source was refused by its host's backoff after
     /// an earlier failure, which the tag's condition already describes.
     pub fn contacted_nobody(&self) -> bool {
@@ -133,6 +129,10 @@ impl ImportError {
         }
     }
 
+    /// When to try again, when the registry said: at the end of the host's backoff (after its
+    /// `Retry-After` or repeated failures), so a retry neither comes back early only to be refused
+    /// nor waits longer than asked. Kept between `RETRY_AFTER_MIN` and `RETRY_AFTER_MAX`;
+    /// `None` leaves the retry to the caller's own schedule.
     pub fn retry_after(&self) -> Option<Duration> {
         let wait = match self {
             ImportError::Registry { source } => source.retry_after(),
@@ -254,8 +254,9 @@ pub async fn import_tag(
     };
     // The content behind the digest comes from the source that answered, else from the sources
     // after it in the plan (those before it did not answer): a mirror may hold a manifest list
-    // without all of its children. The digest is verified whichever source serves it.
-    let mut failures: Vec<(String, ImportError)> = Vec::new();
+    // without all of its children. The digest is verified whichever source serves it. The error
+    // reported is the answering source's.
+    let mut first_failure = None;
     for pull in &plan.sources[answered_at..] {
         let (target, access) = source_of(pull);
         match fetch_content(ctx, job, &target, &access, &head).await {
@@ -278,12 +279,11 @@ pub async fn import_tag(
             Err(err @ ImportError::CreateImage { .. }) => return Err(err),
             Err(err) => {
                 tracing::debug!(source = %pull.reference, error = %err, "pull source could not serve the content");
-                failures.push((pull.reference.to_string(), err));
+                first_failure.get_or_insert(err);
             }
         }
     }
-    let (_, first) = failures.remove(0);
-    Err(first)
+    Err(first_failure.expect("the plan has the answering source"))
 }
 
 /// Reads and records what `head` names from one source: the manifest (and config) of an image, or a
