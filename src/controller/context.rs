@@ -38,6 +38,17 @@ pub struct ControllerConfig {
     pub allowed_registries: crate::domain::registry_allowlist::RegistryAllowlist,
 }
 
+/// `namespace/name` of an object: the key of per-stream memory and failure counts (streams) and of
+/// parsed pull secrets (Secrets), so the code that fills these maps and the housekeeping that
+/// trims them agree.
+pub fn object_key(object: &impl kube::ResourceExt) -> String {
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
 /// Per-stream memory that does not belong in the API: it is cheap to lose on restart.
 #[derive(Debug, Clone, Default)]
 pub struct StreamMemory {
@@ -126,9 +137,8 @@ impl Context {
                     {
                         continue;
                     }
-                    let name = secret.metadata.name.clone().unwrap_or_default();
                     let version = secret.metadata.resource_version.clone().unwrap_or_default();
-                    let key = format!("{namespace}/{name}");
+                    let key = object_key(secret.as_ref());
                     if let Some((seen, entry)) = cache.get(&key)
                         && *seen == version
                     {

@@ -12,10 +12,11 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::ResourceExt;
 use tokio::time::Instant;
 
 use super::Context;
+use super::context::object_key;
+use crate::metrics::REMEMBERED_CACHES;
 
 /// How often the caches are trimmed: once per import interval, at least once a second and at most
 /// every ten minutes.
@@ -57,6 +58,18 @@ pub struct Remembered {
     pub pull_secrets: usize,
 }
 
+impl Remembered {
+    /// The sizes in [`REMEMBERED_CACHES`] order.
+    pub fn sizes(&self) -> [usize; 4] {
+        [
+            self.stream_memory,
+            self.registry_answers,
+            self.list_choices,
+            self.pull_secrets,
+        ]
+    }
+}
+
 /// One round: forgets what is no longer needed at `now` and returns what is left.
 pub fn forget_unused(ctx: &Context, now: Instant) -> Remembered {
     let interval = ctx.config.import_interval;
@@ -64,25 +77,13 @@ pub fn forget_unused(ctx: &Context, now: Instant) -> Remembered {
         .streams
         .state()
         .iter()
-        .map(|stream| {
-            format!(
-                "{}/{}",
-                stream.namespace().unwrap_or_default(),
-                stream.name_any()
-            )
-        })
+        .map(|stream| object_key(stream.as_ref()))
         .collect();
     let live_secrets: HashSet<String> = ctx
         .secrets
         .iter()
         .flat_map(|store| store.state())
-        .map(|secret| {
-            format!(
-                "{}/{}",
-                secret.namespace().unwrap_or_default(),
-                secret.name_any()
-            )
-        })
+        .map(|secret| object_key(secret.as_ref()))
         .collect();
 
     let stream_memory = {
@@ -126,11 +127,9 @@ pub fn forget_unused(ctx: &Context, now: Instant) -> Remembered {
         list_choices,
         pull_secrets,
     };
-    ctx.metrics.set_remembered("stream_memory", stream_memory);
-    ctx.metrics
-        .set_remembered("registry_answers", registry_answers);
-    ctx.metrics.set_remembered("list_choices", list_choices);
-    ctx.metrics.set_remembered("pull_secrets", pull_secrets);
+    for (cache, entries) in REMEMBERED_CACHES.iter().zip(remembered.sizes()) {
+        ctx.metrics.set_remembered(cache, entries);
+    }
     remembered
 }
 

@@ -17,6 +17,7 @@ use thiserror::Error;
 use tokio::time::Instant;
 
 use super::access::{lookup_stream, service_account_may_get_image_streams};
+use super::context::object_key;
 use super::importer::{self, ImportError, TagImport};
 use super::{Context, FIELD_MANAGER, IMPORT_REQUESTED_ANNOTATION};
 use crate::api::ImageStream;
@@ -89,7 +90,7 @@ pub async fn reconcile(
     }
     let namespace = stream.namespace().unwrap_or_default();
     let name = stream.name_any();
-    let key = format!("{namespace}/{name}");
+    let key = object_key(stream);
     let generation = stream.metadata.generation.unwrap_or(0);
     let now = Instant::now();
     let interval = ctx.config.import_interval;
@@ -479,11 +480,7 @@ pub fn error_policy(
     ctx: Arc<Context>,
 ) -> Action {
     let key = match &guard.0 {
-        Ok(stream) => format!(
-            "{}/{}",
-            stream.namespace().unwrap_or_default(),
-            stream.name_any()
-        ),
+        Ok(stream) => object_key(stream),
         Err(_) => String::new(),
     };
     let attempts = ctx.record_failure(&key);

@@ -165,11 +165,7 @@ pub async fn maintain_index(
                     continue;
                 }
                 woken += 1;
-                let key = format!(
-                    "{}/{}",
-                    stream.namespace().unwrap_or_default(),
-                    stream.name_any()
-                );
+                let key = super::context::object_key(stream);
                 ctx.with_memory(&key, |memory| memory.mirror_pending.extend(tags));
             }
             tracing::info!(

@@ -516,11 +516,7 @@ async fn wake_on_stream_changes(
     while let Some(change) = changes.next().await {
         match change {
             Ok(stream) => {
-                let key = format!(
-                    "{}/{}",
-                    stream.namespace().unwrap_or_default(),
-                    stream.name_any()
-                );
+                let key = super::context::object_key(&stream);
                 for workload in shared.index().workloads_of(&key) {
                     if let Some(waker) = wakers.get(&workload.kind) {
                         let _ = waker.unbounded_send((workload.namespace, workload.name));
