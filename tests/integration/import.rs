@@ -299,13 +299,7 @@ async fn an_unreachable_registry_sets_one_condition_keeps_history_and_recovery_c
     })
     .await;
     assert_eq!(history(&failed, "latest"), vec![pushed.digest.clone()]);
-    let conditions = &failed
-        .status
-        .as_ref()
-        .unwrap()
-        .tag("latest")
-        .unwrap()
-        .conditions;
+    let conditions = &conditions(&failed, "latest");
     assert_eq!(conditions.len(), 1);
     assert_eq!(conditions[0].type_, "ImportSuccess");
     assert_eq!(conditions[0].status, "False");
@@ -367,16 +361,7 @@ async fn a_missing_tag_is_not_found_and_a_protected_registry_is_unauthorized() {
         condition_reason(&stream, "locked").as_deref(),
         Some("Unauthorized")
     );
-    let message = stream
-        .status
-        .as_ref()
-        .unwrap()
-        .tag("locked")
-        .unwrap()
-        .conditions[0]
-        .message
-        .clone()
-        .unwrap();
+    let message = conditions(&stream, "locked")[0].message.clone().unwrap();
     assert!(!message.contains("secret"), "{message}");
 }
 
@@ -653,6 +638,18 @@ async fn a_registry_outside_the_allowlist_is_refused_without_a_request() {
     );
 }
 
+/// FAKE registry answering every request with 429 and `Retry-After: <retry_after>` seconds, as
+/// Docker Hub does past its pull limit: the real distribution registry cannot do this on demand.
+async fn rate_limited_registry(retry_after: u32) -> fake_registry::FakeRegistry {
+    fake_registry::FakeRegistry::start(move |_| {
+        fake_registry::FakeReply::status(429)
+            .header("retry-after", retry_after.to_string())
+            .header("content-type", "application/json")
+            .body(r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#)
+    })
+    .await
+}
+
 /// FAKE registry: the real distribution registry cannot be made to answer 429 on demand, so
 /// `src/registry/fake_registry.rs` plays a rate-limited registry (429, `Retry-After: 3600`) here;
 /// the API server is real. Stream `first` meets the 429 and starts the host's backoff; every
@@ -661,20 +658,12 @@ async fn a_registry_outside_the_allowlist_is_refused_without_a_request() {
 /// written again, and its Warning is published once.
 #[tokio::test]
 async fn refusals_while_a_registry_backs_off_after_429_keep_one_condition_and_one_warning() {
-    use fake_registry::{FakeRegistry, FakeReply};
     use imagestream_operator::registry::{RegistryClient, RegistryClientConfig};
-    use k8s_openapi::api::events::v1::Event;
 
     let env = TestEnv::global().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
-    let fake = FakeRegistry::start(|_| {
-        FakeReply::status(429)
-            .header("retry-after", "3600")
-            .header("content-type", "application/json")
-            .body(r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#)
-    })
-    .await;
+    let fake = rate_limited_registry(3600).await;
     let registry = RegistryClient::new(RegistryClientConfig::default()).expect("registry client");
     let _operator = start_operator_sharing(
         client.clone(),
@@ -700,14 +689,7 @@ async fn refusals_while_a_registry_backs_off_after_429_keep_one_condition_and_on
         condition_reason(s, "latest").is_some()
     })
     .await;
-    let condition = failed
-        .status
-        .as_ref()
-        .unwrap()
-        .tag("latest")
-        .unwrap()
-        .conditions[0]
-        .clone();
+    let condition = conditions(&failed, "latest")[0].clone();
     let message = condition.message.clone().unwrap();
     // The same reason as the 429 answer itself.
     assert_eq!(condition.reason.as_deref(), Some("TooManyRequests"));
@@ -723,33 +705,14 @@ async fn refusals_while_a_registry_backs_off_after_429_keep_one_condition_and_on
     let retries = registry.metrics().wait_count(&fake.host, true) - refused_before;
     assert!(retries >= 3, "only {retries} scheduled retries in 5 s");
     let after = api.get("app").await.unwrap();
-    assert_eq!(
-        after
-            .status
-            .as_ref()
-            .unwrap()
-            .tag("latest")
-            .unwrap()
-            .conditions,
-        vec![condition]
-    );
+    assert_eq!(conditions(&after, "latest"), vec![condition]);
     assert_eq!(
         fake.count("HEAD", "/v2/"),
         contacted,
         "a refusal reached the registry"
     );
 
-    let warnings: Vec<Event> = Api::<Event>::namespaced(client.clone(), &ns)
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("app")
-                && e.type_.as_deref() == Some("Warning")
-        })
-        .collect();
+    let warnings = warnings_on(&client, &ns, "app").await;
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0].reason.as_deref(), Some("TooManyRequests"));
     assert_eq!(
@@ -767,20 +730,12 @@ async fn refusals_while_a_registry_backs_off_after_429_keep_one_condition_and_on
 /// same 429, so the condition and its Warning stay as first recorded.
 #[tokio::test]
 async fn a_429_is_retried_after_its_retry_after_and_stays_one_condition_and_one_warning() {
-    use fake_registry::{FakeRegistry, FakeReply};
     use imagestream_operator::registry::{LimitsConfig, RegistryClient, RegistryClientConfig};
-    use k8s_openapi::api::events::v1::Event;
 
     let env = TestEnv::global().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
-    let fake = FakeRegistry::start(|_| {
-        FakeReply::status(429)
-            .header("retry-after", "6")
-            .header("content-type", "application/json")
-            .body(r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}"#)
-    })
-    .await;
+    let fake = rate_limited_registry(6).await;
     let registry = RegistryClient::new(RegistryClientConfig {
         limits: LimitsConfig {
             max_wait: Duration::from_secs(1),
@@ -803,14 +758,7 @@ async fn a_429_is_retried_after_its_retry_after_and_stays_one_condition_and_one_
         condition_reason(s, "latest").is_some()
     })
     .await;
-    let condition = failed
-        .status
-        .as_ref()
-        .unwrap()
-        .tag("latest")
-        .unwrap()
-        .conditions[0]
-        .clone();
+    let condition = conditions(&failed, "latest")[0].clone();
     assert_eq!(condition.reason.as_deref(), Some("TooManyRequests"));
 
     let version = failed.metadata.resource_version.clone().unwrap();
@@ -824,27 +772,8 @@ async fn a_429_is_retried_after_its_retry_after_and_stays_one_condition_and_one_
     assert!((2..=3).contains(&heads), "{heads} HEADs in 14 s");
     assert_eq!(registry.metrics().wait_count(&fake.host, true), 0);
     let after = api.get("app").await.unwrap();
-    assert_eq!(
-        after
-            .status
-            .as_ref()
-            .unwrap()
-            .tag("latest")
-            .unwrap()
-            .conditions,
-        vec![condition]
-    );
-    let warnings: Vec<Event> = Api::<Event>::namespaced(client.clone(), &ns)
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("app")
-                && e.type_.as_deref() == Some("Warning")
-        })
-        .collect();
+    assert_eq!(conditions(&after, "latest"), vec![condition]);
+    let warnings = warnings_on(&client, &ns, "app").await;
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0].series, None, "{:?}", warnings[0]);
 }

@@ -175,16 +175,6 @@ fn operator_requests(registry: &Registry, repository: &str) -> Vec<RegistryReque
         .collect()
 }
 
-fn condition_message(stream: &ImageStream, tag: &str) -> String {
-    stream
-        .status
-        .as_ref()
-        .and_then(|s| s.tag(tag))
-        .and_then(|t| t.conditions.first())
-        .and_then(|c| c.message.clone())
-        .unwrap_or_default()
-}
-
 /// Waits for the tag's failure condition and returns its reason.
 async fn failure_reason(api: &Api<ImageStream>, stream: &str, tag: &str) -> (String, ImageStream) {
     let failed = wait_for(api, stream, "the failure condition", |s| {

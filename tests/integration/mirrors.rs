@@ -291,16 +291,7 @@ async fn never_contact_source_fails_the_import_without_a_request_to_the_source()
         condition_reason(&stream, "pinned").as_deref(),
         Some("NotFound")
     );
-    let message = stream
-        .status
-        .as_ref()
-        .unwrap()
-        .tag("pinned")
-        .unwrap()
-        .conditions[0]
-        .message
-        .clone()
-        .unwrap_or_default();
+    let message = condition_message(&stream, "pinned");
     assert!(
         message.contains(empty_mirror.host()) && message.contains("NeverContactSource"),
         "the condition does not say what was tried and what was not: {message}"

@@ -161,6 +161,49 @@ pub fn condition_reason(stream: &ImageStream, tag: &str) -> Option<String> {
         .clone()
 }
 
+/// The message of the tag's condition, or an empty string.
+pub fn condition_message(stream: &ImageStream, tag: &str) -> String {
+    stream
+        .status
+        .as_ref()
+        .and_then(|s| s.tag(tag))
+        .and_then(|t| t.conditions.first())
+        .and_then(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
+/// The tag's conditions as stored (none when the tag has no status).
+pub fn conditions(
+    stream: &ImageStream,
+    tag: &str,
+) -> Vec<imagestream_operator::api::image_stream::TagEventCondition> {
+    stream
+        .status
+        .as_ref()
+        .and_then(|s| s.tag(tag))
+        .map(|t| t.conditions.clone())
+        .unwrap_or_default()
+}
+
+/// The Warning Events about the object `name` in `namespace`.
+pub async fn warnings_on(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Vec<k8s_openapi::api::events::v1::Event> {
+    Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), namespace)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                && e.type_.as_deref() == Some("Warning")
+        })
+        .collect()
+}
+
 pub fn requests_since(registry: &Registry, repository: &str, mark: usize) -> Vec<RegistryRequest> {
     registry
         .requests_for(repository)
