@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use thiserror::Error;
 
 use crate::api;
+use crate::controller::Concurrency;
 use crate::domain::platform::Platform;
 
 /// OpenShift image streams and image-change triggers for any Kubernetes cluster.
@@ -76,6 +77,16 @@ pub struct RunArgs {
     /// Requests in flight to one registry host at most.
     #[arg(long, env = "REGISTRY_MAX_CONCURRENCY", default_value_t = 8)]
     pub registry_max_concurrency: usize,
+    /// Distinct registry tags imported at a time, over all registries (each registry host also
+    /// gets at most --registry-max-concurrency of them).
+    #[arg(long, env = "IMPORT_CONCURRENCY", default_value_t = Concurrency::default().imports)]
+    pub import_concurrency: usize,
+    /// ImageStream reconciles at a time (each writes at most one status and two Events).
+    #[arg(long, env = "IMAGESTREAM_CONCURRENCY", default_value_t = Concurrency::default().image_streams)]
+    pub imagestream_concurrency: usize,
+    /// Trigger reconciles at a time, per workload kind.
+    #[arg(long, env = "TRIGGER_CONCURRENCY", default_value_t = Concurrency::default().triggers)]
+    pub trigger_concurrency: usize,
     /// Registries image streams may import from, as globs on `host[:port]` separated by commas
     /// (`quay.io,*.example.com,registry.local:5000`; a pattern without a port allows every port).
     /// Empty allows every registry. Link-local and cloud metadata addresses are refused regardless.
@@ -247,6 +258,12 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
         allowed_registries: crate::domain::registry_allowlist::RegistryAllowlist::new(
             &args.allowed_registries,
         ),
+        concurrency: Concurrency {
+            image_streams: args.imagestream_concurrency.clamp(1, usize::from(u16::MAX)),
+            triggers: args.trigger_concurrency.clamp(1, usize::from(u16::MAX)),
+            imports: args.import_concurrency.max(1),
+            imports_per_host: args.registry_max_concurrency.max(1),
+        },
     };
     let timing = crate::leader::LeaseTiming::for_duration(args.leader_election_lease_duration);
     let health = Arc::new(crate::server::Health::new(timing.duration));

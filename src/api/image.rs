@@ -624,6 +624,68 @@ impl CustomResourceExt for Image {
     }
 }
 
+/// The part of an Image the operator keeps in memory: its name (hence its digest), when it was
+/// created and the digests of a manifest list's children. Deserialising a watched Image into this
+/// drops everything else (layers, metadata, config) as it is read, so the cache of every Image of
+/// the cluster stays small.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageSummary {
+    /// The object's metadata (the cache trims what it does not read).
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The children of a manifest list.
+    #[serde(default)]
+    pub docker_image_manifests: Vec<ChildDigest>,
+}
+
+/// One child of a manifest list, by digest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct ChildDigest {
+    /// The child's manifest digest.
+    pub digest: String,
+}
+
+impl ImageSummary {
+    /// The manifest digest this Image stands for, read from its name.
+    pub fn digest(&self) -> Option<String> {
+        digest_for_image_name(self.metadata.name.as_deref()?).ok()
+    }
+}
+
+impl Resource for ImageSummary {
+    type DynamicType = ();
+    type Scope = ClusterResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        KIND.into()
+    }
+
+    fn group(_: &()) -> Cow<'_, str> {
+        GROUP.into()
+    }
+
+    fn version(_: &()) -> Cow<'_, str> {
+        VERSION.into()
+    }
+
+    fn api_version(_: &()) -> Cow<'_, str> {
+        API_VERSION.into()
+    }
+
+    fn plural(_: &()) -> Cow<'_, str> {
+        PLURAL.into()
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,21 +1,25 @@
-//! What every reconcile shares: the API client, the registry client, in-memory stores of Images and
-//! pull secrets, the Event recorder, per-stream memory (schedule phase, served import requests,
-//! retries) and the cache that lets many streams tracking one tag share one registry answer.
+//! What every reconcile shares: the API client, the registry client, the shared caches (streams,
+//! Images, pull secrets, the mirror index), the Event publisher, the import engine, and per-stream
+//! memory (when a generation or an import request was first seen, mirror changes, the last status
+//! write) that is cheap to lose on restart.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use tokio::time::Instant;
 
-use crate::api::{Image, ImageStream};
+use super::engine::ImportEngine;
+use super::events::EventPublisher;
+use crate::api::ImageStream;
+use crate::api::image::ImageSummary;
 use crate::domain::keyring::{Keyring, PullSecret, should_use};
+use crate::domain::mirror_plan::MirrorIndex;
 use crate::domain::platform::Platform;
-use crate::registry::{ManifestHead, RegistryClient};
+use crate::registry::RegistryClient;
 use kube::core::DeserializeGuard;
 
 /// Operator-wide settings of the ImageStream controller (from the `run` flags).
@@ -36,6 +40,33 @@ pub struct ControllerConfig {
     pub image_gc_grace: Option<Duration>,
     /// Registries image streams may import from (empty: all).
     pub allowed_registries: crate::domain::registry_allowlist::RegistryAllowlist,
+    /// How many workers bound the controllers.
+    pub concurrency: Concurrency,
+}
+
+/// How much the operator does at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency {
+    /// ImageStream reconciles in flight (each writes at most one status and two Events).
+    pub image_streams: usize,
+    /// Trigger reconciles in flight, per workload kind.
+    pub triggers: usize,
+    /// Distinct tags resolved at a time, over every registry.
+    pub imports: usize,
+    /// Distinct tags resolved at a time against one registry host (the registry client's own
+    /// per-host limit).
+    pub imports_per_host: usize,
+}
+
+impl Default for Concurrency {
+    fn default() -> Self {
+        Self {
+            image_streams: 16,
+            triggers: 8,
+            imports: 64,
+            imports_per_host: 8,
+        }
+    }
 }
 
 /// `namespace/name` of an object: the key of per-stream memory and failure counts (streams) and of
@@ -52,35 +83,44 @@ pub fn object_key(object: &impl kube::ResourceExt) -> String {
 /// Per-stream memory that does not belong in the API: it is cheap to lose on restart.
 #[derive(Debug, Clone, Default)]
 pub struct StreamMemory {
-    /// When the stream's scheduled tags are checked next.
-    pub next_scheduled_check: Option<Instant>,
+    /// The stream's generation, and when this process first saw it.
+    pub generation_seen: Option<(i64, Instant)>,
+    /// The unserved import request, and when this process first saw it.
+    pub request_seen: Option<(String, Instant)>,
     /// The last value of the import-request annotation that was served.
     pub served_request: Option<String>,
-    /// Tags whose last import failed transiently: attempt count and when to retry.
-    pub retries: HashMap<String, (u32, Instant)>,
-    /// Tags whose mirror plan changed since they were last imported.
-    pub mirror_pending: std::collections::HashSet<String>,
+    /// Tags whose mirror plan changed, and when, until they are imported again.
+    pub mirrors_changed: HashMap<String, Instant>,
+    /// The resourceVersion the stream got from the operator's last status write: until the cache
+    /// has caught up with it, the cached status is older than what was written.
+    pub written_version: Option<String>,
 }
 
-/// Key of the shared registry-answer cache: one registry, repository and tag, asked with one set of
-/// credentials and one transport setting. Streams whose keys are equal share a HEAD; streams with
-/// other credentials never see each other's answers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct HeadKey {
-    /// API host.
-    pub host: String,
-    /// Repository path.
-    pub repository: String,
-    /// Tag or digest.
-    pub reference: String,
-    /// Whether plain HTTP / unverified TLS was allowed.
-    pub insecure: bool,
-    /// Identities of the credentials offered, in order (empty: anonymous).
-    pub credentials: Vec<String>,
+/// The current mirror index, swapped whole when a mirror object changes.
+#[derive(Default)]
+pub struct MirrorState {
+    index: RwLock<Arc<MirrorIndex>>,
 }
 
-/// One cached registry answer; the mutex makes concurrent askers wait for the first one.
-pub type HeadSlot = Arc<tokio::sync::Mutex<Option<(Instant, ManifestHead)>>>;
+impl MirrorState {
+    /// A state holding `index`.
+    pub fn new(index: MirrorIndex) -> Self {
+        Self {
+            index: RwLock::new(Arc::new(index)),
+        }
+    }
+
+    /// The index in force now.
+    pub fn current(&self) -> Arc<MirrorIndex> {
+        self.index.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts `index` in force and returns the one it replaces.
+    pub fn replace(&self, index: MirrorIndex) -> Arc<MirrorIndex> {
+        let mut guard = self.index.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *guard, Arc::new(index))
+    }
+}
 
 /// Everything reconciles share.
 pub struct Context {
@@ -90,20 +130,23 @@ pub struct Context {
     pub registry: RegistryClient,
     /// Settings.
     pub config: ControllerConfig,
-    /// All Image objects.
-    pub images: Store<Image>,
-    /// All ImageStreams (the controller's own cache), for copies from other streams.
+    /// The namespace whose streams this operator serves, or `None` for every namespace (the
+    /// stream cache holds every namespace's streams either way).
+    pub namespace: Option<String>,
+    /// Every Image, as much of each as imports and the collector read.
+    pub images: Store<ImageSummary>,
+    /// Every ImageStream (the operator's one cache of them).
     pub streams: Store<DeserializeGuard<ImageStream>>,
     /// Pull secrets of every namespace (only those of a stream's own namespace are ever used for it).
     pub secrets: Vec<Store<Secret>>,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Event publisher.
+    pub events: Arc<EventPublisher>,
     /// The mirror index imports plan with.
-    pub mirrors: super::mirrors::MirrorState,
+    pub mirrors: MirrorState,
+    /// The import engine: distinct tags, their schedule and answers.
+    pub engine: Arc<ImportEngine>,
     /// Per-stream memory, by `namespace/name`.
     pub memory: Mutex<HashMap<String, StreamMemory>>,
-    /// Recent registry answers shared between streams.
-    pub heads: Mutex<HashMap<HeadKey, HeadSlot>>,
     /// Manifest-list digest and platform → the child chosen in `Legacy` mode and when that choice
     /// was last used, so an unchanged list costs a HEAD only.
     pub list_children: Mutex<HashMap<(String, String), (String, Instant)>>,
@@ -112,11 +155,74 @@ pub struct Context {
     /// Parsed pull secrets by `namespace/name`, with the resourceVersion they were parsed at, so a
     /// rotated Secret is parsed again and an unchanged one is not.
     pub pull_secrets: Mutex<HashMap<String, (String, Option<PullSecret>)>>,
+    /// Names of Images created that the Image cache may not have yet.
+    pub created_images: Mutex<HashSet<String>>,
+    /// One lock per digest whose content is being fetched, so it is fetched once.
+    pub content_flights: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     /// Reconcile and import counts.
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
+/// The caches a [`Context`] reads.
+pub struct Caches {
+    /// Every Image.
+    pub images: Store<ImageSummary>,
+    /// Every ImageStream.
+    pub streams: Store<DeserializeGuard<ImageStream>>,
+    /// Pull secrets, one store per secret type.
+    pub secrets: Vec<Store<Secret>>,
+    /// The mirror index as the mirror caches hold it now.
+    pub mirrors: MirrorIndex,
+    /// The namespace whose streams are served, or `None` for all.
+    pub namespace: Option<String>,
+}
+
 impl Context {
+    /// A context with empty memory, publishing Events as `reporter` and waking the streams the
+    /// import engine answers on `wakes`.
+    pub fn new(
+        client: Client,
+        registry: RegistryClient,
+        config: ControllerConfig,
+        caches: Caches,
+        reporter: kube::runtime::events::Reporter,
+        metrics: Arc<crate::metrics::Metrics>,
+        wakes: futures::channel::mpsc::UnboundedSender<super::engine::StreamRef>,
+    ) -> Self {
+        let engine = Arc::new(ImportEngine::new(
+            config.import_interval,
+            config.concurrency.imports,
+            config.concurrency.imports_per_host,
+            wakes,
+        ));
+        Self {
+            events: Arc::new(EventPublisher::new(client.clone(), reporter)),
+            client,
+            registry,
+            config,
+            namespace: caches.namespace,
+            images: caches.images,
+            streams: caches.streams,
+            secrets: caches.secrets,
+            mirrors: MirrorState::new(caches.mirrors),
+            engine,
+            memory: Mutex::new(HashMap::new()),
+            list_children: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            pull_secrets: Mutex::new(HashMap::new()),
+            created_images: Mutex::new(HashSet::new()),
+            content_flights: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    /// Whether this operator serves the streams of `namespace`.
+    pub fn serves(&self, namespace: Option<&str>) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|served| namespace == Some(served))
+    }
+
     /// The memory of one stream, created on first use.
     pub fn with_memory<T>(&self, key: &str, f: impl FnOnce(&mut StreamMemory) -> T) -> T {
         let mut memory = self.memory.lock().unwrap_or_else(|p| p.into_inner());
@@ -159,7 +265,7 @@ impl Context {
         }
         for (secret, message, reason) in malformed {
             tracing::warn!(secret = %format!("{namespace}/{}", secret.metadata.name.as_deref().unwrap_or_default()), %message, "skipping a malformed pull secret");
-            let recorder = self.recorder.clone();
+            let events = self.events.clone();
             tokio::spawn(async move {
                 let event = kube::runtime::events::Event {
                     type_: kube::runtime::events::EventType::Warning,
@@ -169,7 +275,7 @@ impl Context {
                     secondary: None,
                 };
                 let reference = kube::Resource::object_ref(secret.as_ref(), &());
-                let _ = recorder.publish(&event, &reference).await;
+                let _ = events.publish(&event, &reference).await;
             });
         }
         Keyring::new(namespace, parsed)
@@ -191,17 +297,43 @@ impl Context {
             .remove(key);
     }
 
-    /// The shared slot for one registry answer.
-    pub fn head_slot(&self, key: HeadKey) -> HeadSlot {
-        let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
-        heads.entry(key).or_default().clone()
+    /// The lock that makes one fetch of `digest`'s content at a time.
+    pub fn content_flight(&self, digest: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut flights = self
+            .content_flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(flight) = flights.get(digest).and_then(Weak::upgrade) {
+            return flight;
+        }
+        if flights.len() >= 1024 {
+            flights.retain(|_, flight| flight.strong_count() > 0);
+        }
+        let flight = Arc::new(tokio::sync::Mutex::new(()));
+        flights.insert(digest.to_owned(), Arc::downgrade(&flight));
+        flight
+    }
+
+    /// Remembers that the Image `name` exists, until the Image cache has it.
+    pub fn remember_created(&self, name: String) {
+        self.created_images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name);
+    }
+
+    /// Whether the Image `name` was created (or found to exist) by this process.
+    pub fn created_recently(&self, name: &str) -> bool {
+        self.created_images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(name)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::mirror_plan::MirrorIndex;
     use crate::registry::RegistryClientConfig;
     use kube::runtime::events::Reporter;
     use kube::runtime::reflector;
@@ -234,10 +366,10 @@ mod tests {
             writer.apply_watcher_event(&watcher::Event::InitApply(secret.clone()));
         }
         writer.apply_watcher_event(&watcher::Event::InitDone);
-        Context {
-            client: client.clone(),
-            registry: RegistryClient::new(RegistryClientConfig::default()).unwrap(),
-            config: ControllerConfig {
+        Context::new(
+            client,
+            RegistryClient::new(RegistryClientConfig::default()).unwrap(),
+            ControllerConfig {
                 import_interval: Duration::from_secs(900),
                 max_tag_history: 10,
                 default_platform: Platform::linux_amd64(),
@@ -245,25 +377,22 @@ mod tests {
                 public_registry_host: None,
                 image_gc_grace: None,
                 allowed_registries: Default::default(),
+                concurrency: Concurrency::default(),
             },
-            images: reflector::store::<Image>().0,
-            streams: reflector::store::<DeserializeGuard<ImageStream>>().0,
-            secrets: vec![store],
-            recorder: Recorder::new(
-                client,
-                Reporter {
-                    controller: "test".into(),
-                    instance: None,
-                },
-            ),
-            mirrors: super::super::mirrors::MirrorState::new(MirrorIndex::default()),
-            memory: Mutex::new(HashMap::new()),
-            heads: Mutex::new(HashMap::new()),
-            list_children: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
-            pull_secrets: Mutex::new(HashMap::new()),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
-        }
+            Caches {
+                images: reflector::store::<ImageSummary>().0,
+                streams: reflector::store::<DeserializeGuard<ImageStream>>().0,
+                secrets: vec![store],
+                mirrors: MirrorIndex::default(),
+                namespace: None,
+            },
+            Reporter {
+                controller: "test".into(),
+                instance: None,
+            },
+            Arc::new(crate::metrics::Metrics::new()),
+            futures::channel::mpsc::unbounded().0,
+        )
     }
 
     #[tokio::test]

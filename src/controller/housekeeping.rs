@@ -1,11 +1,12 @@
-//! Keeps the ImageStream controller's in-memory caches bounded by what still exists: memory of
-//! deleted streams, parsed copies of deleted pull secrets, registry answers too old to be shared and
-//! manifest-list choices nobody asked for in a while are forgotten once per round, and the size of
-//! each cache is exported as `imagestream_operator_remembered_entries`.
+//! Keeps the ImageStream controller's in-memory caches bounded by what still exists: memory and
+//! engine subscriptions of deleted streams (their watch events forget them at once; this catches
+//! deletions a re-list hid), parsed copies of deleted pull secrets, manifest-list choices nobody
+//! asked for in a while, created Images the Image cache now holds, and Events past their series
+//! window are forgotten once per round, and the size of each cache is exported as
+//! `imagestream_operator_remembered_entries`.
 //!
 //! Forgetting changes no decision: every entry dropped is one the controller would not read again
-//! (its stream or secret is gone, or the answer is past its sharing window), or one it can rebuild
-//! with a single registry request.
+//! (its stream or secret is gone), or one it can rebuild with a single registry request.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
@@ -50,7 +51,7 @@ fn retain_where<K: Eq + Hash, V>(map: &mut HashMap<K, V>, mut keep: impl FnMut(&
 pub struct Remembered {
     /// Streams with per-stream memory (schedule, served requests, retries).
     pub stream_memory: usize,
-    /// Shared registry answers.
+    /// Distinct registry tags (each with its latest answer).
     pub registry_answers: usize,
     /// Manifest-list digests with a remembered child.
     pub list_choices: usize,
@@ -100,22 +101,23 @@ pub fn forget_unused(ctx: &Context, now: Instant) -> Remembered {
         retain_known(&mut parsed, &live_secrets);
         parsed.len()
     };
-    let registry_answers = {
-        let mut heads = ctx.heads.lock().unwrap_or_else(|p| p.into_inner());
-        retain_where(&mut heads, |slot| {
-            // A slot someone holds or is about to lock is in use.
-            if Arc::strong_count(slot) > 1 {
-                return true;
-            }
-            match slot.try_lock() {
-                Err(_) => true,
-                Ok(answer) => answer
-                    .as_ref()
-                    .is_some_and(|(at, _)| still_useful(*at, now, interval)),
-            }
+    ctx.engine.retain_streams(|stream| {
+        live_streams.contains(&format!(
+            "{}/{}",
+            stream.namespace.as_deref().unwrap_or_default(),
+            stream.name
+        ))
+    });
+    let registry_answers = ctx.engine.size().distinct_tags;
+    {
+        let mut created = ctx.created_images.lock().unwrap_or_else(|p| p.into_inner());
+        created.retain(|name| {
+            ctx.images
+                .get(&kube::runtime::reflector::ObjectRef::new(name))
+                .is_none()
         });
-        heads.len()
-    };
+    }
+    ctx.events.forget_expired();
     let list_choices = {
         let mut choices = ctx.list_children.lock().unwrap_or_else(|p| p.into_inner());
         retain_where(&mut choices, |(_, used)| still_useful(*used, now, interval));

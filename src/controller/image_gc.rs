@@ -11,6 +11,8 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client, ResourceExt};
 use tokio::time::Instant;
 
+use super::stores::wait_until_listed;
+use crate::api::image::ImageSummary;
 use crate::api::{Image, ImageStream};
 use crate::domain::image_gc::{ImageFacts, collectable, kept_digests};
 
@@ -22,13 +24,13 @@ pub fn gc_tick(grace: Duration) -> Duration {
 /// Runs the collector until `shutdown` resolves.
 pub async fn run_image_gc(
     client: Client,
-    images: Store<Image>,
+    images: Store<ImageSummary>,
     streams: Store<DeserializeGuard<ImageStream>>,
     grace: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let _ = images.wait_until_ready().await;
-    let _ = streams.wait_until_ready().await;
+    let _ = wait_until_listed(&images).await;
+    let _ = wait_until_listed(&streams).await;
     let api = Api::<Image>::all(client);
     let mut unreferenced_for: HashMap<String, Duration> = HashMap::new();
     let mut ticker = tokio::time::interval(gc_tick(grace));
@@ -70,7 +72,7 @@ pub async fn run_image_gc(
                     children: image
                         .docker_image_manifests
                         .iter()
-                        .map(|m| m.digest.clone())
+                        .map(|child| child.digest.clone())
                         .collect(),
                 })
             })

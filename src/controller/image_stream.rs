@@ -1,9 +1,14 @@
 //! The ImageStream controller: fetch (the stream, pull secrets, other streams from the cache) →
-//! plan (which tags to import and why: `domain::schedule`, `domain::tag_source`) → apply (imports via
-//! [`super::importer`]) → status (`domain::stream_status`, written only when it differs, with
-//! server-side apply on the status subresource) → Events and the next wake-up.
+//! plan (what each tag is and needs: `domain::tag_source`, `domain::tag_need`; the distinct tag of
+//! each `DockerImage` tag) → apply (subscriptions to the [`super::engine`], which answers from the
+//! registry once per distinct tag and wakes the stream when its answer changes) → status
+//! (`domain::stream_status`, a pure function of the stream and the answers, written only when it
+//! differs, with server-side apply on the status subresource) → at most one Event per kind.
+//!
+//! A reconcile never calls a registry: a failed status write is retried as a write, from the
+//! answers the engine keeps.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,24 +17,30 @@ use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use thiserror::Error;
 use tokio::time::Instant;
 
 use super::access::{lookup_stream, service_account_may_get_image_streams};
 use super::context::object_key;
-use super::importer::{self, ImportError, TagImport};
+use super::engine::{AnswerOutcome, Subscription};
+use super::importer::TagJob;
+use super::mirrors::import_kind;
 use super::{Context, FIELD_MANAGER, IMPORT_REQUESTED_ANNOTATION};
 use crate::api::ImageStream;
 use crate::api::image_stream::TagEvent;
+use crate::domain::backoff::Backoff;
+use crate::domain::distinct_tag::{DistinctTag, Selection};
 use crate::domain::history::ImportFailure;
 use crate::domain::reference::ImageReference;
-use crate::domain::schedule::{ImportCause, ImportInputs, import_cause, schedule_phase};
 use crate::domain::stream_status::{
     StatusSettings, StreamIdentity, TagChange, TagOutcome, next_status, status_differs,
 };
+use crate::domain::tag_need::{NeedInputs, TagNeed, keeps_polling, tag_need, unserved_request};
 use crate::domain::tag_source::{TagSource, copy_source_event, stream_image_event, tag_source};
-use crate::metrics::ImportResult;
+use crate::domain::text::shorten;
+use crate::registry::Access;
 
 /// Transient failures of a reconcile; the stream is retried with backoff.
 #[derive(Debug, Error)]
@@ -55,22 +66,42 @@ impl ReconcileError {
     }
 }
 
-/// The shortest and longest wait before a transiently failed tag is tried again.
-const RETRY_BASE: Duration = Duration::from_secs(5);
-const RETRY_MAX: Duration = Duration::from_secs(300);
+/// The backoff of a stream whose reconcile failed (a status write, an access review): 1 s, 2 s,
+/// 4 s … up to 5 minutes. Only the write is retried; the answers it writes are in the engine.
+pub const RECONCILE_RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
 
-/// Backoff after `attempts` consecutive transient failures: 5s, 10s, 20s, … up to 5 minutes.
-pub fn retry_delay(attempts: u32) -> Duration {
-    RETRY_BASE
-        .saturating_mul(1u32 << attempts.min(10))
-        .min(RETRY_MAX)
-}
+/// How soon a reconcile looks again when the cache has not caught up with the operator's own last
+/// status write.
+const CACHE_CATCH_UP: Duration = Duration::from_millis(200);
+
+/// The longest Event note, in characters.
+const MAX_NOTE_CHARS: usize = 1024;
 
 /// The current time as the API stores it (whole seconds), so that a written and re-read event
 /// compares equal.
-fn now_time() -> Time {
+pub(crate) fn now_time() -> Time {
     let now = k8s_openapi::jiff::Timestamp::now();
     Time(k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
+}
+
+/// Whether the cached copy of a stream (at `cached`) is older than the status the operator wrote
+/// last (which got `written`). Kubernetes resourceVersions of one object grow; when they are not
+/// numbers, only equality is known and the cache is trusted.
+pub fn cache_is_behind(cached: Option<&str>, written: &str) -> bool {
+    match (
+        cached.and_then(|v| v.parse::<u64>().ok()),
+        written.parse::<u64>(),
+    ) {
+        (Some(cached), Ok(written)) => cached < written,
+        _ => false,
+    }
+}
+
+/// A `DockerImage` tag subscribed to the engine this round.
+struct Subscribed {
+    tag: String,
+    reference: ImageReference,
+    need: TagNeed,
 }
 
 /// Reconciles one ImageStream.
@@ -78,14 +109,17 @@ pub async fn reconcile(
     guard: Arc<DeserializeGuard<ImageStream>>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
+    let stream_ref = ObjectRef::from_obj(guard.as_ref());
     let stream = match &guard.0 {
         Ok(stream) => stream,
         Err(invalid) => {
             tracing::warn!(error = %invalid, "skipping an ImageStream that does not match the schema");
+            ctx.engine.forget_stream(&stream_ref);
             return Ok(Action::await_change());
         }
     };
     if stream.metadata.deletion_timestamp.is_some() {
+        ctx.engine.forget_stream(&stream_ref);
         return Ok(Action::await_change());
     }
     let namespace = stream.namespace().unwrap_or_default();
@@ -94,39 +128,58 @@ pub async fn reconcile(
     let generation = stream.metadata.generation.unwrap_or(0);
     let now = Instant::now();
     let interval = ctx.config.import_interval;
+    let status = stream.status.as_ref();
 
     // Fetch what the plan needs from memory.
-    let request = stream
+    let annotation = stream
         .annotations()
         .get(IMPORT_REQUESTED_ANNOTATION)
-        .cloned();
-    let uid = stream.uid().unwrap_or_else(|| key.clone());
-    let (scheduled_at, requested, retry_due, mirror_pending) = ctx.with_memory(&key, |memory| {
-        let next = *memory
-            .next_scheduled_check
-            .get_or_insert_with(|| now + schedule_phase(&uid, interval));
-        let retry_due: HashSet<String> = memory
-            .retries
-            .iter()
-            .filter(|(_, (_, at))| now >= *at)
-            .map(|(tag, _)| tag.clone())
-            .collect();
-        let served_before_restart = stream
-            .status
-            .as_ref()
-            .and_then(|s| s.served_import_request.as_ref());
-        let requested = request.is_some()
-            && memory.served_request != request
-            && served_before_restart != request.as_ref();
-        (next, requested, retry_due, memory.mirror_pending.clone())
+        .map(String::as_str);
+    let remembered = ctx.with_memory(&key, |memory| {
+        if let Some(written) = &memory.written_version {
+            if cache_is_behind(stream.resource_version().as_deref(), written) {
+                return None;
+            }
+            memory.written_version = None;
+        }
+        let generation_seen_at = match memory.generation_seen {
+            Some((seen, at)) if seen == generation => at,
+            _ => {
+                memory.generation_seen = Some((generation, now));
+                now
+            }
+        };
+        let request = unserved_request(
+            annotation,
+            memory.served_request.as_deref(),
+            status.and_then(|s| s.served_import_request.as_deref()),
+        )
+        .map(str::to_owned);
+        let requested_at = request.as_ref().map(|request| match &memory.request_seen {
+            Some((seen, at)) if seen == request => *at,
+            _ => {
+                memory.request_seen = Some((request.clone(), now));
+                now
+            }
+        });
+        Some((
+            generation_seen_at,
+            request,
+            requested_at,
+            memory.mirrors_changed.clone(),
+        ))
     });
-    let schedule_due = now >= scheduled_at;
+    let Some((generation_seen_at, request, requested_at, mirrors_changed)) = remembered else {
+        return Ok(Action::requeue(CACHE_CATCH_UP));
+    };
+    let requested = request.is_some();
 
-    // Plan and apply, tag by tag.
-    let created = now_time();
+    // Plan: what each tag is and needs; subscribe the `DockerImage` tags to their distinct tags.
     let mut outcomes: Vec<(String, TagOutcome)> = Vec::new();
-    let mut jobs = Vec::new();
-    let status = stream.status.as_ref();
+    let mut subscribed: Vec<Subscribed> = Vec::new();
+    let mut subscriptions: Vec<Subscription> = Vec::new();
+    let mut keyring = None;
+    let mirrors = ctx.mirrors.current();
     for spec in &stream.spec.tags {
         let tag_status = status.and_then(|s| s.tag(&spec.name));
         let source = match tag_source(spec, &namespace, &name) {
@@ -175,7 +228,7 @@ pub async fn reconcile(
                     outcomes.push((
                         spec.name.clone(),
                         TagOutcome::Event(TagEvent {
-                            created: created.clone(),
+                            created: now_time(),
                             docker_image_reference: from,
                             image: String::new(),
                             generation,
@@ -184,19 +237,57 @@ pub async fn reconcile(
                     ));
                     continue;
                 }
-                let cause = import_cause(&ImportInputs {
+                let need = tag_need(&NeedInputs {
                     spec,
                     status: tag_status,
                     stream_generation: generation,
                     digest_pinned: reference.is_digest_pinned(),
-                    requested,
-                    retry_due: retry_due.contains(&spec.name),
-                    schedule_due,
-                    mirrors_changed: mirror_pending.contains(&spec.name),
+                    generation_seen_at: generation_seen_at.into_std(),
+                    requested_at: requested_at.map(Instant::into_std),
+                    mirrors_changed_at: mirrors_changed.get(&spec.name).map(|t| t.into_std()),
+                    interval,
                 });
-                if let Some(cause) = cause {
-                    jobs.push((spec, reference, cause));
-                }
+                let keyring = keyring.get_or_insert_with(|| ctx.keyring(&namespace));
+                let plan = mirrors.plan(&reference, import_kind(&reference));
+                let access: Vec<Access> = plan
+                    .sources
+                    .iter()
+                    .map(|pull| Access {
+                        insecure: spec.is_insecure(),
+                        credentials: keyring.lookup(&pull.reference.canonical_name()),
+                    })
+                    .collect();
+                let identities = access
+                    .iter()
+                    .map(|a| a.credentials.iter().map(|c| c.identity()).collect())
+                    .collect();
+                let selection = Selection::of(spec);
+                let imported = tag_status.is_some_and(|t| !t.items.is_empty());
+                subscriptions.push(Subscription {
+                    key: DistinctTag::new(
+                        &reference,
+                        spec.is_insecure(),
+                        selection.clone(),
+                        &plan,
+                        identities,
+                    ),
+                    job: TagJob {
+                        reference: reference.clone(),
+                        plan,
+                        access,
+                        selection,
+                    },
+                    polls: keeps_polling(spec, reference.is_digest_pinned(), imported),
+                    need: match need {
+                        TagNeed::Answer(freshness) => Some(freshness),
+                        TagNeed::Keep | TagNeed::Follow => None,
+                    },
+                });
+                subscribed.push(Subscribed {
+                    tag: spec.name.clone(),
+                    reference,
+                    need,
+                });
             }
             TagSource::SameStreamTag { .. } => {}
             TagSource::OtherStreamTag {
@@ -237,63 +328,43 @@ pub async fn reconcile(
         }
     }
 
-    let mut transient: Vec<(String, Option<Duration>)> = Vec::new();
-    let mut succeeded: Vec<String> = Vec::new();
-    let mut served_by: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    if !jobs.is_empty() {
-        let keyring = ctx.keyring(&namespace);
-        for (spec, reference, cause) in jobs {
-            let import = TagImport {
-                namespace: &namespace,
-                tag: spec,
-                reference: &reference,
-                cause,
-                generation,
-                created: created.clone(),
-                // A scheduled check is dated at its slot, so answers shared between streams age
-                // by the schedule, not by how late each reconcile ran.
-                asked_at: if cause == ImportCause::Scheduled {
-                    scheduled_at
-                } else {
-                    now
-                },
-            };
-            match importer::import_tag(&ctx, &keyring, &import).await {
-                Ok(imported) => {
-                    let before = status
-                        .and_then(|s| s.tag(&spec.name))
-                        .and_then(|t| t.items.first());
-                    ctx.metrics.count_import(
-                        if before.is_some_and(|e| e.image == imported.event.image) {
-                            ImportResult::Unchanged
-                        } else {
-                            ImportResult::Imported
-                        },
-                    );
-                    if let Some(mirror) = imported.served_by {
-                        served_by.insert(spec.name.clone(), mirror);
-                    }
-                    succeeded.push(spec.name.clone());
-                    outcomes.push((spec.name.clone(), TagOutcome::Event(imported.event)));
-                }
-                Err(err) => {
-                    ctx.metrics.count_import(ImportResult::Failed);
-                    if err.is_transient() {
-                        transient.push((spec.name.clone(), err.retry_after()));
-                    } else {
-                        succeeded.push(spec.name.clone());
-                    }
-                    tracing::info!(stream = %key, tag = %spec.name, cause = ?cause, error = %err, "import failed");
-                    let failure = failure_of(&err);
-                    let outcome = if err.contacted_nobody() {
-                        TagOutcome::NotContacted(failure)
-                    } else {
-                        TagOutcome::Failure(failure)
-                    };
-                    outcomes.push((spec.name.clone(), outcome));
-                }
-            }
+    // Apply: the engine's answers. A tag that needs a fresher answer than there is holds the
+    // whole status back, so the stream is written once, when every answer it waits for is in.
+    let states = ctx.engine.sync_stream(&stream_ref, subscriptions);
+    if states.iter().any(|state| state.pending) {
+        return Ok(Action::await_change());
+    }
+    let mut served_by: HashMap<String, String> = HashMap::new();
+    for (tag, state) in subscribed.iter().zip(states) {
+        if tag.need == TagNeed::Keep {
+            continue;
         }
+        let Some(answer) = state.answer else {
+            continue;
+        };
+        let outcome = match &answer.outcome {
+            AnswerOutcome::Image {
+                digest,
+                served_by: mirror,
+            } => {
+                if let Some(mirror) = mirror {
+                    served_by.insert(tag.tag.clone(), mirror.clone());
+                }
+                TagOutcome::Event(TagEvent {
+                    created: answer.seen.clone(),
+                    docker_image_reference: tag.reference.with_digest(digest),
+                    image: digest.clone(),
+                    generation,
+                    platforms: Vec::new(),
+                })
+            }
+            AnswerOutcome::Failed {
+                failure,
+                not_contacted: true,
+            } => TagOutcome::NotContacted(failure.clone()),
+            AnswerOutcome::Failed { failure, .. } => TagOutcome::Failure(failure.clone()),
+        };
+        outcomes.push((tag.tag.clone(), outcome));
     }
 
     // Status: written only when it differs.
@@ -321,7 +392,7 @@ pub async fn reconcile(
         &outcomes,
         identity,
         &settings,
-        &created,
+        &now_time(),
     );
     if requested {
         next.served_import_request = request.clone();
@@ -333,60 +404,91 @@ pub async fn reconcile(
             "kind": "ImageStream",
             "status": next,
         });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(|source| ReconcileError::WriteStatus {
-            stream: key.clone(),
-            source,
-        })?;
+        let written = api
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(|source| ReconcileError::WriteStatus {
+                stream: key.clone(),
+                source,
+            })?;
+        ctx.with_memory(&key, |memory| {
+            memory.written_version = written.resource_version();
+        });
     }
-    publish_changes(&ctx, stream, &changes, &served_by).await;
-
-    // Remember what was served and when to wake up next.
-    let wake = ctx.with_memory(&key, |memory| {
-        if schedule_due {
-            let mut next = memory.next_scheduled_check.unwrap_or(now);
-            while next <= now {
-                next += interval.max(Duration::from_secs(1));
-            }
-            memory.next_scheduled_check = Some(next);
+    for event in round_events(&changes, &served_by) {
+        if let Err(err) = ctx.events.publish(&event, &stream.object_ref(&())).await {
+            tracing::warn!(stream = %key, error = %err, "could not publish an Event");
         }
+    }
+
+    // Remember what was served.
+    ctx.with_memory(&key, |memory| {
         if requested {
             memory.served_request = request.clone();
         }
-        for tag in &succeeded {
-            memory.retries.remove(tag);
-        }
-        // Served whatever the outcome: a failure is reported, and retried like any other.
         memory
-            .mirror_pending
-            .retain(|tag| !mirror_pending.contains(tag));
-        memory
-            .retries
-            .retain(|tag, _| stream.spec.tags.iter().any(|t| &t.name == tag));
-        for (tag, retry_after) in &transient {
-            let attempts = memory.retries.get(tag).map(|(a, _)| *a + 1).unwrap_or(0);
-            let delay = retry_after.unwrap_or_else(|| retry_delay(attempts));
-            memory.retries.insert(tag.clone(), (attempts, now + delay));
-        }
-        let mut wake: Option<Instant> = memory.retries.values().map(|(_, at)| *at).min();
-        if stream.spec.tags.iter().any(|t| t.is_scheduled()) {
-            wake = wake.into_iter().chain(memory.next_scheduled_check).min();
-        }
-        wake
+            .mirrors_changed
+            .retain(|tag, at| mirrors_changed.get(tag) != Some(at));
     });
     ctx.reset_failures(&key);
-    Ok(match wake {
-        Some(at) => Action::requeue(
-            at.saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(100)),
-        ),
-        None => Action::await_change(),
-    })
+    Ok(Action::await_change())
+}
+
+/// The Events of one round of a stream: at most one `Imported` listing the tags that moved, and at
+/// most one Warning listing the tags whose import newly failed (its reason is theirs when they
+/// share one, else `ImportFailed`).
+pub fn round_events(changes: &[TagChange], served_by: &HashMap<String, String>) -> Vec<Event> {
+    let mut moved = Vec::new();
+    let mut failed = Vec::new();
+    for change in changes {
+        match change {
+            TagChange::Moved { tag, from, to } => {
+                let line = match from {
+                    Some(from) => format!("tag {tag}: {from} -> {to}"),
+                    None => format!("tag {tag}: {to}"),
+                };
+                moved.push(match served_by.get(tag) {
+                    Some(mirror) => format!("{line} (served by mirror {mirror})"),
+                    None => line,
+                });
+            }
+            TagChange::Failed { tag, failure } => failed.push((tag, failure)),
+        }
+    }
+    let mut events = Vec::new();
+    if !moved.is_empty() {
+        events.push(Event {
+            type_: EventType::Normal,
+            reason: "Imported".into(),
+            note: Some(shorten(&moved.join("; "), MAX_NOTE_CHARS)),
+            action: "Import".into(),
+            secondary: None,
+        });
+    }
+    if let Some((_, first)) = failed.first() {
+        let reason = if failed.iter().all(|(_, f)| f.reason == first.reason) {
+            first.reason.clone()
+        } else {
+            "ImportFailed".to_owned()
+        };
+        let note = failed
+            .iter()
+            .map(|(tag, failure)| format!("tag {tag}: {}", failure.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        events.push(Event {
+            type_: EventType::Warning,
+            reason,
+            note: Some(shorten(&note, MAX_NOTE_CHARS)),
+            action: "Import".into(),
+            secondary: None,
+        });
+    }
+    events
 }
 
 fn as_outcome(result: Result<TagEvent, ImportFailure>, generation: i64) -> TagOutcome {
@@ -396,13 +498,6 @@ fn as_outcome(result: Result<TagEvent, ImportFailure>, generation: i64) -> TagOu
             TagOutcome::Event(event)
         }
         Err(failure) => TagOutcome::Failure(failure),
-    }
-}
-
-fn failure_of(err: &ImportError) -> ImportFailure {
-    ImportFailure {
-        reason: err.reason().to_owned(),
-        message: err.to_string(),
     }
 }
 
@@ -434,45 +529,6 @@ async fn may_read_streams(
         })
 }
 
-async fn publish_changes(
-    ctx: &Context,
-    stream: &ImageStream,
-    changes: &[TagChange],
-    served_by: &std::collections::HashMap<String, String>,
-) {
-    let reference = stream.object_ref(&());
-    for change in changes {
-        let event = match change {
-            TagChange::Moved { tag, from, to } => Event {
-                type_: EventType::Normal,
-                reason: "Imported".into(),
-                note: Some({
-                    let moved = match from {
-                        Some(from) => format!("tag {tag}: {from} -> {to}"),
-                        None => format!("tag {tag}: {to}"),
-                    };
-                    match served_by.get(tag) {
-                        Some(mirror) => format!("{moved} (served by mirror {mirror})"),
-                        None => moved,
-                    }
-                }),
-                action: "Import".into(),
-                secondary: None,
-            },
-            TagChange::Failed { tag, failure } => Event {
-                type_: EventType::Warning,
-                reason: failure.reason.clone(),
-                note: Some(format!("tag {tag}: {}", failure.message)),
-                action: "Import".into(),
-                secondary: None,
-            },
-        };
-        if let Err(err) = ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!(error = %err, "could not publish an Event");
-        }
-    }
-}
-
 /// Backoff for reconciles that returned an error: 1s, 2s, 4s, … up to 5 minutes, per stream.
 pub fn error_policy(
     guard: Arc<DeserializeGuard<ImageStream>>,
@@ -485,11 +541,7 @@ pub fn error_policy(
     };
     let attempts = ctx.record_failure(&key);
     tracing::warn!(stream = %key, reason = err.reason(), error = %err, attempts, "reconcile failed");
-    Action::requeue(
-        Duration::from_secs(1)
-            .saturating_mul(1u32 << attempts.min(9))
-            .min(Duration::from_secs(300)),
-    )
+    Action::requeue(RECONCILE_RETRY.delay(attempts))
 }
 
 #[cfg(test)]
@@ -497,9 +549,71 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retries_back_off_exponentially_up_to_five_minutes() {
-        let delays: Vec<u64> = (0..8).map(|a| retry_delay(a).as_secs()).collect();
-        assert_eq!(delays, [5, 10, 20, 40, 80, 160, 300, 300]);
-        assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
+    fn the_cache_is_behind_only_when_its_version_is_older_than_the_write() {
+        assert!(cache_is_behind(Some("41"), "42"));
+        assert!(!cache_is_behind(Some("42"), "42"));
+        assert!(!cache_is_behind(Some("43"), "42"));
+        assert!(!cache_is_behind(None, "42"));
+        assert!(!cache_is_behind(Some("opaque"), "42"));
+    }
+
+    fn failure(reason: &str, message: &str) -> ImportFailure {
+        ImportFailure {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn one_round_gives_at_most_one_event_per_kind_listing_its_tags() {
+        let changes = vec![
+            TagChange::Moved {
+                tag: "a".into(),
+                from: None,
+                to: "r/x@sha256:1".into(),
+            },
+            TagChange::Moved {
+                tag: "b".into(),
+                from: Some("r/y@sha256:1".into()),
+                to: "r/y@sha256:2".into(),
+            },
+            TagChange::Failed {
+                tag: "c".into(),
+                failure: failure("NotFound", "gone"),
+            },
+            TagChange::Failed {
+                tag: "d".into(),
+                failure: failure("NotFound", "also gone"),
+            },
+        ];
+        let served_by = HashMap::from([("b".to_owned(), "mirror.local/y".to_owned())]);
+        let events = round_events(&changes, &served_by);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].reason, "Imported");
+        assert_eq!(
+            events[0].note.as_deref(),
+            Some(
+                "tag a: r/x@sha256:1; tag b: r/y@sha256:1 -> r/y@sha256:2 (served by mirror mirror.local/y)"
+            )
+        );
+        assert_eq!(events[1].reason, "NotFound");
+        assert_eq!(
+            events[1].note.as_deref(),
+            Some("tag c: gone; tag d: also gone")
+        );
+        let mixed = vec![
+            TagChange::Failed {
+                tag: "c".into(),
+                failure: failure("NotFound", "gone"),
+            },
+            TagChange::Failed {
+                tag: "d".into(),
+                failure: failure("Unauthorized", "no"),
+            },
+        ];
+        let events = round_events(&mixed, &HashMap::new());
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].reason, "ImportFailed");
+        assert!(round_events(&[], &HashMap::new()).is_empty());
     }
 }

@@ -1,11 +1,10 @@
-//! One tag's import: a HEAD of the manifest (shared between streams that track the same tag with the
-//! same credentials), then — only for digests that have no Image yet — the manifest and config GETs
-//! and the Image objects. Returns the TagEvent to record, naming the source repository in the
-//! user's spelling.
+//! One distinct tag's import: a HEAD of the manifest through the pull plan, then — only for digests
+//! that have no Image yet, one fetch per digest at a time — the manifest and config GETs and the
+//! Image objects. Returns the digest the tag records; the stream reconcile turns it into a
+//! TagEvent in each subscriber's spelling.
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::api::PostParams;
 use kube::runtime::reflector::ObjectRef;
@@ -13,18 +12,13 @@ use thiserror::Error;
 use tokio::time::Instant;
 
 use super::Context;
-use super::context::HeadKey;
 use super::image_object::{image_for_index, image_for_manifest};
-use super::mirrors::import_kind;
 use crate::api::Image;
-use crate::api::image_stream::{IMPORT_MODE_PRESERVE_ORIGINAL, TagEvent, TagReference};
+use crate::domain::distinct_tag::Selection;
 use crate::domain::image_name::{ImageNameError, image_name_for_digest};
-use crate::domain::keyring::Keyring;
-use crate::domain::platform::{
-    PREFER_ARCH_ANNOTATION, PREFER_OS_ANNOTATION, Platform, choose_child,
-};
+use crate::domain::mirror_plan::MirrorPlan;
+use crate::domain::platform::{Platform, choose_child};
 use crate::domain::reference::ImageReference;
-use crate::domain::schedule::{ImportCause, shared_answer_is_fresh};
 use crate::registry::manifest::{ManifestError, ParsedManifest, parse_image_config};
 use crate::registry::{Access, ManifestHead, ManifestTarget, RegistryError};
 
@@ -169,67 +163,63 @@ impl From<RegistryError> for ImportError {
     }
 }
 
-/// One tag to import.
-pub struct TagImport<'a> {
-    /// The stream's namespace: only its pull secrets are used.
-    pub namespace: &'a str,
-    /// The tag's spec.
-    pub tag: &'a TagReference,
-    /// The parsed `from.name`.
-    pub reference: &'a ImageReference,
-    /// Why it is imported now.
-    pub cause: ImportCause,
-    /// The stream's generation, recorded on the event.
-    pub generation: i64,
-    /// The time recorded as `created` on a new event.
-    pub created: Time,
-    /// When this check is due: its schedule slot for a scheduled check, else now. A shared registry
-    /// answer is reused when it was asked for less than one import interval before this.
-    pub asked_at: Instant,
+/// How to ask for one distinct tag: the reference, its pull plan and the access of each place.
+#[derive(Debug, Clone)]
+pub struct TagJob {
+    /// The source reference (a subscriber's spelling; every subscriber's names the same image).
+    pub reference: ImageReference,
+    /// Where to pull it from, in order.
+    pub plan: MirrorPlan,
+    /// The transport and credentials of each place of the plan, in the same order.
+    pub access: Vec<Access>,
+    /// Which digest of a manifest list is recorded.
+    pub selection: Selection,
 }
 
-/// The result of a successful import.
-pub struct Imported {
-    /// The event to record.
-    pub event: TagEvent,
-    /// The mirror that served the import, when it was not the source.
+impl TagJob {
+    /// The registry host asked first, whose budget the ask counts against.
+    pub fn first_host(&self) -> &str {
+        self.plan
+            .sources
+            .first()
+            .map_or(self.reference.api_host(), |pull| pull.reference.api_host())
+    }
+
+    fn target(&self, position: usize) -> (ManifestTarget, &Access) {
+        let pull = &self.plan.sources[position].reference;
+        let target = ManifestTarget {
+            host: pull.api_host().to_owned(),
+            repository: pull.repository().to_owned(),
+            reference: pull.manifest_reference().to_owned(),
+        };
+        (target, &self.access[position])
+    }
+}
+
+/// What a distinct tag resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The digest the tag records.
+    pub digest: String,
+    /// The mirror that served it, when it was not the source.
     pub served_by: Option<String>,
 }
 
-/// Imports one tag, trying the sources of its mirror plan in order: the first that answers wins,
-/// and the recorded reference still names the source repository.
-pub async fn import_tag(
-    ctx: &Context,
-    keyring: &Keyring,
-    job: &TagImport<'_>,
-) -> Result<Imported, ImportError> {
-    let reference = job.reference;
-    let plan = ctx
-        .mirrors
-        .current()
-        .plan(reference, import_kind(reference));
-    if plan.sources.is_empty() {
+/// Resolves one distinct tag, trying the places of its pull plan in order: a HEAD of the manifest
+/// (the first that answers wins), then — only for digests without an Image — the manifest and
+/// config GETs and the Image objects, from the answering place or the ones after it.
+pub async fn resolve(ctx: &Context, job: &TagJob) -> Result<Resolved, ImportError> {
+    let reference = &job.reference;
+    if job.plan.sources.is_empty() {
         return Err(ImportError::NoUsableSource {
             reference: reference.to_string(),
         });
     }
-    let source_of = |pull: &crate::domain::mirror_plan::PullSource| {
-        let access = Access {
-            insecure: job.tag.is_insecure(),
-            credentials: keyring.lookup(&pull.reference.canonical_name()),
-        };
-        let target = ManifestTarget {
-            host: pull.reference.api_host().to_owned(),
-            repository: pull.reference.repository().to_owned(),
-            reference: pull.reference.manifest_reference().to_owned(),
-        };
-        (target, access)
-    };
     let mut tried: Vec<(String, RegistryError)> = Vec::new();
     let mut answered = None;
-    for (position, pull) in plan.sources.iter().enumerate() {
-        let (target, access) = source_of(pull);
-        match head(ctx, &target, &access, job.cause, job.asked_at).await {
+    for (position, pull) in job.plan.sources.iter().enumerate() {
+        let (target, access) = job.target(position);
+        match ctx.registry.head_manifest(&target, access).await {
             Ok(head) => {
                 answered = Some((position, head));
                 break;
@@ -241,41 +231,36 @@ pub async fn import_tag(
         }
     }
     let Some((answered_at, head)) = answered else {
-        return Err(if tried.len() == 1 && !plan.source_fenced {
+        return Err(if tried.len() == 1 && !job.plan.source_fenced {
             ImportError::Registry {
                 source: tried.remove(0).1,
             }
         } else {
             ImportError::AllSourcesFailed {
                 tried,
-                source_fenced: plan.source_fenced,
+                source_fenced: job.plan.source_fenced,
             }
         });
     };
-    // The content behind the digest comes from the source that answered, else from the sources
-    // after it in the plan (those before it did not answer): a mirror may hold a manifest list
-    // without all of its children. The digest is verified whichever source serves it. The error
-    // reported is the answering source's.
+    // The content behind the digest comes from the place that answered, else from those after it
+    // (those before it did not answer): a mirror may hold a manifest list without all of its
+    // children. The digest is verified whichever place serves it; the error reported is the
+    // answering place's.
     let mut first_failure = None;
-    for pull in &plan.sources[answered_at..] {
-        let (target, access) = source_of(pull);
-        match fetch_content(ctx, job, &target, &access, &head).await {
-            Ok(image) => {
+    for position in content_sources(answered_at, job.plan.sources.len()) {
+        let pull = &job.plan.sources[position];
+        let (target, access) = job.target(position);
+        match fetch_content(ctx, job, &target, access, &head).await {
+            Ok(digest) => {
                 if !pull.is_source {
                     tracing::debug!(reference = %reference, mirror = %pull.reference, "imported through a mirror");
                 }
-                return Ok(Imported {
-                    event: TagEvent {
-                        created: job.created.clone(),
-                        docker_image_reference: reference.with_digest(&image),
-                        image,
-                        generation: job.generation,
-                        platforms: Vec::new(),
-                    },
+                return Ok(Resolved {
+                    digest,
                     served_by: (!pull.is_source).then(|| pull.reference.to_string()),
                 });
             }
-            // Writing the Image failed, not reading from the registry: no other source helps.
+            // Writing the Image failed, not reading from the registry: no other place helps.
             Err(err @ ImportError::CreateImage { .. }) => return Err(err),
             Err(err) => {
                 tracing::debug!(source = %pull.reference, error = %err, "pull source could not serve the content");
@@ -286,72 +271,53 @@ pub async fn import_tag(
     Err(first_failure.expect("the plan has the answering source"))
 }
 
-/// Reads and records what `head` names from one source: the manifest (and config) of an image, or a
+/// The places of a plan of `len` that may serve the content behind an answer from place
+/// `answered`: it, then the places after it. Those before it did not answer the HEAD.
+pub fn content_sources(answered: usize, len: usize) -> std::ops::Range<usize> {
+    answered.min(len)..len
+}
+
+/// Reads and records what `head` names from one place: the manifest (and config) of an image, or a
 /// manifest list with the child `Legacy` mode picks, or with every child in `PreserveOriginal`
 /// mode. Returns the digest the tag records.
 async fn fetch_content(
     ctx: &Context,
-    job: &TagImport<'_>,
+    job: &TagJob,
     target: &ManifestTarget,
     access: &Access,
     head: &ManifestHead,
 ) -> Result<String, ImportError> {
-    let reference = job.reference;
+    let reference = &job.reference;
     let is_index = head
         .media_type
         .as_deref()
         .is_some_and(crate::registry::manifest::is_index_media_type);
-    let preserve = job.tag.import_mode() == IMPORT_MODE_PRESERVE_ORIGINAL;
-    if is_index {
-        if preserve {
+    match (is_index, &job.selection) {
+        (true, Selection::PreserveOriginal) => {
             ensure_index_and_children(ctx, reference, target, access, &head.digest).await?;
             Ok(head.digest.clone())
-        } else {
-            legacy_child(ctx, job, target, access, &head.digest).await
         }
-    } else {
-        ensure_image(ctx, reference, target, access, &head.digest).await?;
-        Ok(head.digest.clone())
+        (true, Selection::Legacy { os, arch }) => {
+            legacy_child(
+                ctx,
+                reference,
+                (os.as_deref(), arch.as_deref()),
+                target,
+                access,
+                &head.digest,
+            )
+            .await
+        }
+        (false, _) => {
+            ensure_image(ctx, reference, target, access, &head.digest).await?;
+            Ok(head.digest.clone())
+        }
     }
-}
-
-/// The HEAD of the tag's manifest. Scheduled checks reuse an answer asked for less than one import
-/// interval before them for the same key, so streams tracking one tag cost one HEAD per interval; everything
-/// else asks afresh. Concurrent askers of one key wait for the first.
-async fn head(
-    ctx: &Context,
-    target: &ManifestTarget,
-    access: &Access,
-    cause: ImportCause,
-    asked_at: Instant,
-) -> Result<ManifestHead, RegistryError> {
-    let key = HeadKey {
-        host: target.host.clone(),
-        repository: target.repository.clone(),
-        reference: target.reference.clone(),
-        insecure: access.insecure,
-        credentials: access.credentials.iter().map(|c| c.identity()).collect(),
-    };
-    let slot = ctx.head_slot(key);
-    let mut cached = slot.lock().await;
-    if cause.may_use_recent_answer()
-        && let Some((at, head)) = cached.as_ref()
-        && shared_answer_is_fresh(
-            at.into_std(),
-            asked_at.into_std(),
-            ctx.config.import_interval,
-        )
-    {
-        return Ok(head.clone());
-    }
-    let head = ctx.registry.head_manifest(target, access).await?;
-    *cached = Some((asked_at, head.clone()));
-    Ok(head)
 }
 
 fn has_image(ctx: &Context, digest: &str) -> Result<bool, ImageNameError> {
     let name = image_name_for_digest(digest)?;
-    Ok(ctx.images.get(&ObjectRef::new(&name)).is_some())
+    Ok(ctx.images.get(&ObjectRef::new(&name)).is_some() || ctx.created_recently(&name))
 }
 
 fn bad_digest(reference: &ImageReference, source: ImageNameError) -> ImportError {
@@ -368,17 +334,21 @@ fn at_digest(target: &ManifestTarget, digest: &str) -> ManifestTarget {
     }
 }
 
-/// Creates `image` unless it exists: the first writer wins, later ones find it there.
+/// Creates `image` unless it exists: the first writer wins, later ones find it there. A created
+/// Image is remembered until the Image cache has it, so no second import of the digest in between
+/// creates it again.
 async fn create_image(ctx: &Context, image: Image) -> Result<(), ImportError> {
     let name = image.metadata.name.clone().unwrap_or_default();
     match Api::<Image>::all(ctx.client.clone())
         .create(&PostParams::default(), &image)
         .await
     {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(source) => Err(ImportError::CreateImage { name, source }),
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(source) => return Err(ImportError::CreateImage { name, source }),
     }
+    ctx.remember_created(name);
+    Ok(())
 }
 
 /// Makes sure the single-platform image `digest` has an Image: GETs its manifest and config only
@@ -390,6 +360,12 @@ async fn ensure_image(
     access: &Access,
     digest: &str,
 ) -> Result<(), ImportError> {
+    if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
+        return Ok(());
+    }
+    // One fetch per digest at a time: a second import of it waits and then finds the Image.
+    let flight = ctx.content_flight(digest);
+    let _guard = flight.lock().await;
     if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
         return Ok(());
     }
@@ -455,6 +431,11 @@ async fn ensure_index_and_children(
     if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
         return Ok(());
     }
+    let flight = ctx.content_flight(digest);
+    let _guard = flight.lock().await;
+    if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
+        return Ok(());
+    }
     let fetched = ctx
         .registry
         .get_manifest(&at_digest(target, digest), access)
@@ -468,19 +449,18 @@ async fn ensure_index_and_children(
     create_index_image(ctx, reference, digest, &fetched.media_type, index).await
 }
 
-/// `Legacy`: the child of the list for the preferred platform, with its Image. The choice is
-/// remembered per list digest and platform, so an unchanged list costs no GET.
+/// `Legacy`: the child of the list for the preferred platform (`prefer` is the tag's preferred os
+/// and architecture), with its Image. The choice is remembered per list digest and platform, so
+/// an unchanged list costs no GET.
 async fn legacy_child(
     ctx: &Context,
-    job: &TagImport<'_>,
+    reference: &ImageReference,
+    prefer: (Option<&str>, Option<&str>),
     target: &ManifestTarget,
     access: &Access,
     list_digest: &str,
 ) -> Result<String, ImportError> {
-    let reference = job.reference;
-    let annotations = &job.tag.annotations;
-    let prefer_os = annotations.get(PREFER_OS_ANNOTATION).map(String::as_str);
-    let prefer_arch = annotations.get(PREFER_ARCH_ANNOTATION).map(String::as_str);
+    let (prefer_os, prefer_arch) = prefer;
     let choice_key = (
         list_digest.to_owned(),
         format!(

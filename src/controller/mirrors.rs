@@ -5,7 +5,7 @@
 //! were skipped.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedSender;
@@ -81,31 +81,6 @@ impl MirrorStores {
     }
 }
 
-/// The current mirror index, swapped whole when a mirror object changes.
-#[derive(Default)]
-pub struct MirrorState {
-    index: RwLock<Arc<MirrorIndex>>,
-}
-
-impl MirrorState {
-    /// A state holding `index`.
-    pub fn new(index: MirrorIndex) -> Self {
-        Self {
-            index: RwLock::new(Arc::new(index)),
-        }
-    }
-
-    /// The index in force now.
-    pub fn current(&self) -> Arc<MirrorIndex> {
-        self.index.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn replace(&self, index: MirrorIndex) -> Arc<MirrorIndex> {
-        let mut guard = self.index.write().unwrap_or_else(|p| p.into_inner());
-        std::mem::replace(&mut *guard, Arc::new(index))
-    }
-}
-
 /// How an import of `reference` uses mirrors: by digest when pinned, else by tag.
 pub fn import_kind(reference: &ImageReference) -> ImportKind {
     if reference.is_digest_pinned() {
@@ -139,13 +114,13 @@ pub fn affected_tags(
         .collect()
 }
 
-/// Rebuilds the index whenever `changes` fires (debounced), queues re-imports of the tags whose
-/// plan changed, wakes their streams through `wake`, and reports on changed mirror objects.
+/// Rebuilds the index whenever `changes` fires (debounced), marks the tags whose plan changed for
+/// a fresh import, wakes their streams through `wake`, and reports on changed mirror objects.
 pub async fn maintain_index(
     ctx: Arc<Context>,
     stores: MirrorStores,
     mut changes: futures::channel::mpsc::UnboundedReceiver<()>,
-    wake: UnboundedSender<()>,
+    wake: UnboundedSender<super::engine::StreamRef>,
 ) {
     use futures::StreamExt;
     let mut reported: HashMap<MirrorObjectRef, String> = HashMap::new();
@@ -157,22 +132,32 @@ pub async fn maintain_index(
         let after = stores.index();
         let before = ctx.mirrors.replace(after.clone());
         if *before != after {
+            let now = tokio::time::Instant::now();
             let mut woken = 0;
             for guard in ctx.streams.state() {
                 let Ok(stream) = &guard.0 else { continue };
+                if !ctx.serves(stream.metadata.namespace.as_deref()) {
+                    continue;
+                }
                 let tags = affected_tags(stream, &before, &after);
                 if tags.is_empty() {
                     continue;
                 }
                 woken += 1;
                 let key = super::context::object_key(stream);
-                ctx.with_memory(&key, |memory| memory.mirror_pending.extend(tags));
+                ctx.with_memory(&key, |memory| {
+                    memory
+                        .mirrors_changed
+                        .extend(tags.into_iter().map(|tag| (tag, now)))
+                });
+                let _ = wake.unbounded_send(kube::runtime::reflector::ObjectRef::from_obj(
+                    guard.as_ref(),
+                ));
             }
             tracing::info!(
                 streams = woken,
                 "mirror policies changed; re-importing the tags they affect"
             );
-            let _ = wake.unbounded_send(());
         }
         report_objects(&ctx, &stores, &mut reported).await;
     }
@@ -222,7 +207,7 @@ async fn report_objects(
             continue;
         }
         let event = object_event(&index, &object);
-        let mut result = ctx.recorder.publish(&event, &reference).await;
+        let mut result = ctx.events.publish(&event, &reference).await;
         if let Err(kube::Error::Api(status)) = &result
             && status.code == 422
         {
@@ -230,7 +215,7 @@ async fn report_objects(
             // own, which cluster-scoped objects cannot satisfy; their Events live in `default`.
             let mut in_default = reference.clone();
             in_default.namespace = Some("default".into());
-            result = ctx.recorder.publish(&event, &in_default).await;
+            result = ctx.events.publish(&event, &in_default).await;
         }
         if let Err(err) = result {
             tracing::warn!(object = %object, error = %err, "could not publish an Event");

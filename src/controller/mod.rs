@@ -2,18 +2,27 @@
 //! `crate::domain`), apply, status — and only its fetch and apply steps talk to the API server or a
 //! registry.
 //!
-//! - [`image_stream`]: imports tags, records history and conditions, creates Images.
+//! - [`image_stream`]: subscribes each stream's tags to the import engine and writes the status
+//!   computed from the answers: history, conditions, aliases, copies.
+//! - [`engine`]: the import engine: one schedule, one registry request and one answer per distinct
+//!   registry tag, whatever the number of streams that track it.
+//! - [`importer`]: one distinct tag's import: registry HEAD, manifest and config GETs, Image
+//!   objects.
 //! - [`image_gc`]: deletes Images no stream references any more, after a grace period.
-//! - [`importer`]: one tag's import: registry HEAD, manifest and config GETs, Image objects.
 //! - [`mirrors`]: the mirror index imports plan with, and re-imports when mirror policies change.
 //! - [`triggers`]: keeps workload container images on their ImageStream tags
 //!   (`image.openshift.io/triggers`).
+//! - [`stores`]: the shared, trimmed caches (one watch per kind) and the stream cache's fan-out.
+//! - [`events`]: Events, with repeats folded into series.
 //! - [`access`]: cached stream lookups and the access review for cross-namespace references.
 //! - [`context`]: the shared [`Context`] with its caches and per-stream memory.
 //! - [`housekeeping`]: keeps those caches bounded by what still exists.
+//! - [`run`]: starts all of the above.
 
 pub mod access;
 pub mod context;
+pub mod engine;
+pub mod events;
 pub mod housekeeping;
 pub mod image_gc;
 pub mod image_object;
@@ -21,9 +30,10 @@ pub mod image_stream;
 pub mod importer;
 pub mod mirrors;
 pub mod run;
+pub mod stores;
 pub mod triggers;
 
-pub use context::{Context, ControllerConfig};
+pub use context::{Concurrency, Context, ControllerConfig};
 
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "imagestream-operator";

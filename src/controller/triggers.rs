@@ -24,7 +24,7 @@ use k8s_openapi::api::core::v1::{ObjectReference, PodSpec};
 use kube::api::{Patch, PatchParams};
 use kube::core::{DeserializeGuard, NamespaceResourceScope};
 use kube::runtime::controller::{self, Action, ReconcileReason, ReconcileRequest, trigger_self};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, applier, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -33,11 +33,14 @@ use thiserror::Error;
 
 use super::FIELD_MANAGER;
 use super::access::{lookup_stream, service_account_may_get_image_streams};
+use super::events::EventPublisher;
+use super::stores::{StreamCache, StreamChange, trim_metadata, wait_until_listed};
 use crate::api::ImageStream;
 use crate::api::triggers::{
     ContainerList, ImageTrigger, TRIGGERS_ANNOTATION, WorkloadKind, locate_containers,
     parse_annotation,
 };
+use crate::domain::backoff::Backoff;
 use crate::domain::trigger_resolution::{
     ContainerImage, ImagesApply, PodImages, WantedImage, apply_body, owned_container_images,
     plan_image_apply, resolve_trigger,
@@ -52,14 +55,12 @@ pub const FORBIDDEN_REASON: &str = "Forbidden";
 /// The Event reason of an image write the API server refused (validation, admission).
 pub const APPLY_REJECTED_REASON: &str = "ApplyRejected";
 
-/// The shortest and longest wait before a refused cross-namespace trigger is checked again: a grant
-/// (a new RoleBinding) is no change the controller watches.
-const ACCESS_RECHECK_BASE: Duration = Duration::from_secs(5);
-const ACCESS_RECHECK_MAX: Duration = Duration::from_secs(300);
+/// The wait before a refused cross-namespace trigger is checked again: a grant (a new RoleBinding)
+/// is no change the controller watches.
+const ACCESS_RECHECK: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(300));
 
-/// The shortest and longest wait before a workload whose reconcile failed is tried again.
-const RETRY_BASE: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(300);
+/// The wait before a workload whose reconcile failed is tried again.
+const RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
 
 /// Transient failures of a trigger reconcile; the workload is retried with per-object backoff.
 #[derive(Debug, Error)]
@@ -280,25 +281,18 @@ struct Problem {
 /// Everything the reconciles of every kind share.
 struct Shared {
     client: Client,
-    reporter: Reporter,
+    events: EventPublisher,
     /// Where trigger writes are counted, when the operator exports metrics.
     metrics: Option<Arc<crate::metrics::Metrics>>,
     internal_registry_host: Option<String>,
     streams: Store<DeserializeGuard<ImageStream>>,
     index: Mutex<StreamIndex>,
     memory: Mutex<HashMap<String, WorkloadMemory>>,
+    /// Reconciles in flight per workload kind.
+    concurrency: usize,
 }
 
 impl Shared {
-    /// A Recorder for one Event. kube's Recorder folds every Event with the same type, reason, action
-    /// and object (whatever its field path) published within minutes into a series of the first one,
-    /// keeping the first note: the second image change of a workload would read as the first. The
-    /// controller reports each change and each problem exactly once itself, so nothing is lost by
-    /// starting each Event without that cache.
-    fn recorder(&self) -> Recorder {
-        Recorder::new(self.client.clone(), self.reporter.clone())
-    }
-
     fn index(&self) -> MutexGuard<'_, StreamIndex> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -334,7 +328,7 @@ impl Shared {
             return None;
         }
         let entry = memory.entry(uid.to_owned()).or_default();
-        let delay = backoff(ACCESS_RECHECK_BASE, ACCESS_RECHECK_MAX, entry.refusals);
+        let delay = ACCESS_RECHECK.delay(entry.refusals);
         entry.refusals = entry.refusals.saturating_add(1);
         Some(delay)
     }
@@ -385,7 +379,7 @@ impl Shared {
                 action: "ApplyTriggers".into(),
                 secondary: None,
             };
-            if let Err(err) = self.recorder().publish(&event, &reference).await {
+            if let Err(err) = self.events.publish(&event, &reference).await {
                 tracing::warn!(error = %err, reason = %problem.reason, "could not publish a Warning Event; it is tried again at the next reconcile");
                 if let Some(entry) = self.memory().get_mut(uid) {
                     entry.reported.remove(&fingerprint);
@@ -395,29 +389,37 @@ impl Shared {
     }
 }
 
-/// `base · 2^attempts`, at most `max`.
-fn backoff(base: Duration, max: Duration, attempts: u32) -> Duration {
-    base.saturating_mul(1u32 << attempts.min(16)).min(max)
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Running
 // ---------------------------------------------------------------------------------------------------
 
+/// Settings of the trigger controller.
+#[derive(Debug, Clone, Default)]
+pub struct TriggerSettings {
+    /// Watch only this namespace's workloads (streams are always watched in every namespace).
+    pub namespace: Option<String>,
+    /// The operator's `--internal-registry-hostname`, for `referencePolicy: Local` tags.
+    pub internal_registry_host: Option<String>,
+    /// This replica's name in the Events it publishes.
+    pub instance: Option<String>,
+    /// Where trigger writes are counted, when the operator exports metrics.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Reconciles in flight per workload kind (0: the default).
+    pub concurrency: usize,
+}
+
 /// Runs the trigger controller until `shutdown` resolves.
 ///
-/// With `namespace`, only workloads of that namespace are watched; ImageStreams are always watched in
-/// every namespace, because a trigger may name a stream of another namespace (honoured only when the
-/// workload's pod service account may `get` it). `internal_registry_host` is the operator's
-/// `--internal-registry-hostname`, used for `referencePolicy: Local` tags; `instance` names this
-/// replica in the Events it publishes. batch/v1 CronJobs are watched only when the API server serves
-/// them (discovery at start).
+/// With `settings.namespace`, only workloads of that namespace are watched; ImageStreams are
+/// always watched in every namespace, because a trigger may name a stream of another namespace
+/// (honoured only when the workload's pod service account may `get` it). `streams` is the
+/// operator's shared stream cache (started by its owner); without one the controller watches
+/// streams itself. batch/v1 CronJobs are watched only when the API server serves them (discovery
+/// at start). `synced` is told once every cache has been listed.
 pub async fn run_trigger_controller(
     client: Client,
-    namespace: Option<String>,
-    internal_registry_host: Option<String>,
-    instance: Option<String>,
-    metrics: Option<Arc<crate::metrics::Metrics>>,
+    settings: TriggerSettings,
+    streams: Option<StreamCache>,
     synced: Option<tokio::sync::oneshot::Sender<()>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
@@ -447,30 +449,37 @@ pub async fn run_trigger_controller(
         );
     }
 
-    let (streams, writer) = reflector::store();
-    let stream_changes = watcher(
-        Api::<DeserializeGuard<ImageStream>>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .touched_objects();
+    let own_cache = streams.is_none();
+    let cache = streams.unwrap_or_default();
+    let stream_changes = cache.subscribe();
+    if own_cache {
+        cache.start(client.clone());
+    }
+    let streams = cache.store();
+    let concurrency = match settings.concurrency {
+        0 => crate::controller::context::Concurrency::default().triggers,
+        n => n,
+    };
     let shared = Arc::new(Shared {
+        events: EventPublisher::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: settings.instance,
+            },
+        ),
         client,
-        metrics,
-        reporter: Reporter {
-            controller: FIELD_MANAGER.into(),
-            instance,
-        },
-        internal_registry_host,
+        metrics: settings.metrics,
+        internal_registry_host: settings.internal_registry_host,
         streams: streams.clone(),
         index: Mutex::new(StreamIndex::default()),
         memory: Mutex::new(HashMap::new()),
+        concurrency,
     });
 
     let mut wakers = HashMap::new();
     let mut listed = Vec::new();
-    let ns = namespace.as_deref();
+    let ns = settings.namespace.as_deref();
     let mut kinds = vec![
         run_kind::<Deployment>(&shared, ns, &mut wakers, &mut listed, stopped()).boxed(),
         run_kind::<StatefulSet>(&shared, ns, &mut wakers, &mut listed, stopped()).boxed(),
@@ -488,7 +497,7 @@ pub async fn run_trigger_controller(
     // Workloads are first reconciled against a complete stream cache, so that no trigger looks
     // unresolvable only because its stream has not been listed yet.
     tokio::select! {
-        _ = streams.wait_until_ready() => {}
+        _ = wait_until_listed(&streams) => {}
         _ = stopped() => return,
     }
     tracing::info!(
@@ -507,23 +516,23 @@ pub async fn run_trigger_controller(
 
 /// Wakes, for every changed (or deleted) ImageStream, the workloads whose triggers name it.
 async fn wake_on_stream_changes(
-    changes: impl Stream<Item = Result<DeserializeGuard<ImageStream>, watcher::Error>>,
+    changes: impl Stream<Item = StreamChange>,
     shared: Arc<Shared>,
     wakers: HashMap<WorkloadKind, mpsc::UnboundedSender<(String, String)>>,
     stop: impl Future<Output = ()>,
 ) {
     let mut changes = std::pin::pin!(changes.take_until(stop));
     while let Some(change) = changes.next().await {
-        match change {
-            Ok(stream) => {
-                let key = super::context::object_key(&stream);
-                for workload in shared.index().workloads_of(&key) {
-                    if let Some(waker) = wakers.get(&workload.kind) {
-                        let _ = waker.unbounded_send((workload.namespace, workload.name));
-                    }
-                }
+        let stream = change.stream();
+        let key = format!(
+            "{}/{}",
+            stream.namespace.as_deref().unwrap_or_default(),
+            stream.name
+        );
+        for workload in shared.index().workloads_of(&key) {
+            if let Some(waker) = wakers.get(&workload.kind) {
+                let _ = waker.unbounded_send((workload.namespace, workload.name));
             }
-            Err(err) => tracing::warn!(error = %err, "image stream watch error"),
         }
     }
 }
@@ -547,7 +556,7 @@ fn run_kind<K: TriggeredWorkload>(
     let listed_store = store.clone();
     listed.push(
         async move {
-            super::run::wait_until_listed(&listed_store).await;
+            wait_until_listed(&listed_store).await;
         }
         .boxed(),
     );
@@ -585,6 +594,7 @@ fn run_kind<K: TriggeredWorkload>(
         future::ready(request)
     });
     let queue = stream::select(trigger_self(own_changes, ()), stream_wakes).take_until(stop);
+    let concurrency = shared.concurrency;
     let shared = shared.clone();
     async move {
         applier(
@@ -593,7 +603,7 @@ fn run_kind<K: TriggeredWorkload>(
             shared,
             store,
             queue,
-            controller::Config::default(),
+            controller::Config::default().concurrency(concurrency as u16),
         )
         .for_each(|result| async move {
             match result {
@@ -624,9 +634,7 @@ fn keep_triggered<K: TriggeredWorkload>(
             .is_some_and(|a| a.contains_key(TRIGGERS_ANNOTATION))
     };
     let slim = |mut object: DeserializeGuard<K>| {
-        if let Some(fields) = object.meta_mut().managed_fields.as_mut() {
-            fields.retain(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER));
-        }
+        trim_metadata(&mut object);
         object
     };
     match event {
@@ -910,7 +918,7 @@ async fn publish_changes<K: TriggeredWorkload>(
             action: "ApplyTriggers".into(),
             secondary,
         };
-        if let Err(err) = shared.recorder().publish(&event, &regarding).await {
+        if let Err(err) = shared.events.publish(&event, &regarding).await {
             tracing::warn!(error = %err, "could not publish an Event");
         }
     }
@@ -955,7 +963,7 @@ fn error_policy<K: TriggeredWorkload>(
 ) -> Action {
     let uid = guard.meta().uid.clone().unwrap_or_default();
     let attempts = shared.record_failure(&uid);
-    let delay = backoff(RETRY_BASE, RETRY_MAX, attempts);
+    let delay = RETRY.delay(attempts);
     tracing::warn!(
         workload = %format!("{} {}/{}", K::KIND, guard.namespace().unwrap_or_default(), guard.name_any()),
         reason = error.reason(),
@@ -1029,15 +1037,10 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_its_cap() {
-        let delays: Vec<u64> = (0..12)
-            .map(|a| backoff(RETRY_BASE, RETRY_MAX, a).as_secs())
-            .collect();
+    fn retries_and_access_rechecks_double_up_to_their_caps() {
+        let delays: Vec<u64> = (0..12).map(|a| RETRY.delay(a).as_secs()).collect();
         assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
-        assert_eq!(
-            backoff(ACCESS_RECHECK_BASE, ACCESS_RECHECK_MAX, u32::MAX),
-            ACCESS_RECHECK_MAX
-        );
+        assert_eq!(ACCESS_RECHECK.delay(u32::MAX), ACCESS_RECHECK.max);
     }
 
     #[test]

@@ -1,17 +1,20 @@
 //! Pure domain rules: no Kubernetes client, no HTTP, no tokio I/O. Everything here is tested with plain
 //! unit tests.
 
+pub mod backoff;
 pub mod credential;
+pub mod distinct_tag;
 pub mod history;
 pub mod image_gc;
 pub mod image_name;
 pub mod keyring;
 pub mod mirror_plan;
 pub mod platform;
+pub mod poll_schedule;
 pub mod reference;
 pub mod registry_allowlist;
-pub mod schedule;
 pub mod stream_status;
+pub mod tag_need;
 pub mod tag_source;
 pub mod text;
 pub mod trigger_resolution;

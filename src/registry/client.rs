@@ -165,6 +165,10 @@ struct Inner {
     challenges: Mutex<HashMap<OriginKey, KnownChallenge>>,
     /// For insecure calls: the scheme that last worked per host, tried first next time.
     insecure_schemes: Mutex<HashMap<String, &'static str>>,
+    /// For insecure calls to a host whose scheme is not known yet: the first call finds it out
+    /// while the others wait, so a burst of first calls to a plain-HTTP registry does not start
+    /// with a failed TLS handshake each.
+    scheme_probes: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The identity of the candidate credential last accepted per (insecure, host, repository).
     /// Used only to reorder a call's own candidates, so it never lends a credential to anyone.
     accepted: Mutex<HashMap<(bool, String, String), String>>,
@@ -238,6 +242,7 @@ impl RegistryClient {
                 tokens: TokenCache::new(config.token_expiry_margin),
                 challenges: Mutex::default(),
                 insecure_schemes: Mutex::default(),
+                scheme_probes: Mutex::default(),
                 accepted: Mutex::default(),
                 max_manifest_bytes: config.max_manifest_bytes,
                 max_config_bytes: config.max_config_bytes,
@@ -660,6 +665,28 @@ impl RegistryClient {
             }
             _ => {}
         }
+        let known = |this: &Self| {
+            this.inner
+                .insecure_schemes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(request.host)
+        };
+        let _probing = if insecure && !known(self) {
+            let probe = self
+                .inner
+                .scheme_probes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(request.host.to_owned())
+                .or_default()
+                .clone();
+            let guard = probe.lock_owned().await;
+            // Found out by the call this one waited for: no need to hold the others.
+            (!known(self)).then_some(guard)
+        } else {
+            None
+        };
         let mut schemes = self.schemes(request.host, insecure).iter().peekable();
         while let Some(&scheme) = schemes.next() {
             let origin = format!("{scheme}://{}", request.host);

@@ -1071,6 +1071,27 @@ async fn an_insecure_call_falls_back_to_plain_http_once_and_remembers_it() {
 }
 
 #[tokio::test]
+async fn a_burst_of_first_insecure_calls_probes_https_once() {
+    let fake = FakeRegistry::start(|_| FakeReply::status(404)).await;
+    let client = client();
+    let calls = (0..16).map(|i| {
+        let client = client.clone();
+        let target = target(&fake, &format!("tag-{i}"));
+        async move { client.head_manifest(&target, &anonymous()).await }
+    });
+    for result in futures::future::join_all(calls).await {
+        assert_eq!(result.unwrap_err().reason(), "NotFound");
+    }
+    let metrics = client.metrics();
+    assert_eq!(
+        metrics.request_count(&fake.host, "HEAD", "error"),
+        1,
+        "one HTTPS probe for sixteen calls"
+    );
+    assert_eq!(metrics.request_count(&fake.host, "HEAD", "4xx"), 16);
+}
+
+#[tokio::test]
 async fn a_secure_call_never_falls_back_to_plain_http() {
     let fake = FakeRegistry::start(|_| FakeReply::status(404)).await;
     let error = client()

@@ -10,8 +10,8 @@ use crate::support::*;
 use imagestream_operator::api::ImageStream;
 use imagestream_operator::api::triggers::TRIGGERS_ANNOTATION;
 use imagestream_operator::controller::triggers::{
-    FORBIDDEN_REASON, IMAGE_UPDATED_REASON, TriggeredWorkload, run_trigger_controller,
-    serves_cron_jobs,
+    FORBIDDEN_REASON, IMAGE_UPDATED_REASON, TriggerSettings, TriggeredWorkload,
+    run_trigger_controller, serves_cron_jobs,
 };
 use imagestream_operator::controller::{FIELD_MANAGER, IMPORT_REQUESTED_ANNOTATION};
 use imagestream_operator::testenv::TestEnv;
@@ -50,9 +50,11 @@ fn start_triggers(client: Client, namespace: &str) -> Triggers {
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(run_trigger_controller(
         client,
-        Some(namespace.to_owned()),
-        None,
-        Some("test".into()),
+        TriggerSettings {
+            namespace: Some(namespace.to_owned()),
+            instance: Some("test".into()),
+            ..TriggerSettings::default()
+        },
         None,
         None,
         async move {

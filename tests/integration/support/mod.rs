@@ -38,6 +38,7 @@ pub fn config(interval: Duration) -> ControllerConfig {
         public_registry_host: None,
         image_gc_grace: None,
         allowed_registries: Default::default(),
+        concurrency: Default::default(),
     }
 }
 

@@ -1,0 +1,449 @@
+//! The import engine: registry requests follow distinct tags, not streams. Stream reconciles
+//! subscribe their `DockerImage` tags to [`DistinctTag`]s and say how fresh an answer each needs;
+//! the engine asks the registry once per distinct tag — at its phase of the interval when a
+//! subscriber polls, at once when one needs a fresher answer — through [`super::importer`], keeps
+//! the latest answer, and wakes exactly the streams that waited for it or whose answer changed.
+//! An unchanged answer wakes nobody, so an idle cycle costs one HEAD per distinct tag and no
+//! reconcile at all.
+//!
+//! The state is one mutex-guarded map and a pure [`PollSchedule`]; the driver task takes due tags
+//! from the schedule, resolves at most `import_concurrency` of them at a time (and no more per
+//! registry host than the host's budget), and records each answer.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::channel::mpsc::UnboundedSender;
+use futures::stream::FuturesUnordered;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::core::DeserializeGuard;
+use kube::runtime::reflector::ObjectRef;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::Context;
+use super::importer::{self, ImportError, TagJob};
+use crate::api::ImageStream;
+use crate::domain::backoff::Backoff;
+use crate::domain::distinct_tag::DistinctTag;
+use crate::domain::history::ImportFailure;
+use crate::domain::poll_schedule::{AskOutcome, PollSchedule, TagId};
+use crate::domain::tag_need::Freshness;
+use crate::metrics::ImportResult;
+
+/// A stream, as the engine names its subscribers and the controller's queue takes them.
+pub type StreamRef = ObjectRef<DeserializeGuard<ImageStream>>;
+
+/// The retry of a distinct tag after a transient failure: 5 s, 10 s, 20 s … up to 5 minutes,
+/// unless the registry says how long to wait.
+pub const IMPORT_RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(300));
+
+/// What the registry said about a distinct tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnswerOutcome {
+    /// The tag records this digest (the list, or the child `Legacy` mode chose).
+    Image {
+        /// The recorded digest.
+        digest: String,
+        /// The mirror that served it, when it was not the source.
+        served_by: Option<String>,
+    },
+    /// The import failed.
+    Failed {
+        /// Reason and message for the tag's condition.
+        failure: ImportFailure,
+        /// No registry was contacted: every source's host was backing off after an earlier
+        /// failure, which the condition already describes.
+        not_contacted: bool,
+    },
+}
+
+/// The latest answer for a distinct tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagAnswer {
+    /// What it said.
+    pub outcome: AnswerOutcome,
+    /// When the ask that produced it started.
+    pub asked_at: Instant,
+    /// When this outcome was first seen (whole seconds): the `created` of the events recorded
+    /// from it, the same for every subscriber.
+    pub seen: Time,
+}
+
+/// One tag of a stream, subscribed to its distinct tag.
+pub struct Subscription {
+    /// The distinct tag.
+    pub key: DistinctTag,
+    /// How to ask for it, used when the distinct tag is new to the engine.
+    pub job: TagJob,
+    /// Whether this tag wants the distinct tag polled every interval.
+    pub polls: bool,
+    /// The freshness of answer the tag needs before the stream's status is written, if any.
+    pub need: Option<Freshness>,
+}
+
+/// What the engine knows for one subscription.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionState {
+    /// The latest answer, if there is one.
+    pub answer: Option<Arc<TagAnswer>>,
+    /// The tag needs a fresher answer than the latest; the stream is woken when it comes.
+    pub pending: bool,
+}
+
+/// The sizes the engine reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineSize {
+    /// Distinct tags tracked.
+    pub distinct_tags: usize,
+    /// Streams with at least one subscription.
+    pub streams: usize,
+}
+
+struct Tracked {
+    key: DistinctTag,
+    job: Arc<TagJob>,
+    /// Subscribed streams, with how many of their tags subscribe and how many of those poll.
+    subscribers: HashMap<StreamRef, (u32, u32)>,
+    /// Streams waiting for a fresher answer.
+    waiters: HashSet<StreamRef>,
+    answer: Option<Arc<TagAnswer>>,
+}
+
+impl Tracked {
+    fn polls(&self) -> bool {
+        self.subscribers.values().any(|(_, polling)| *polling > 0)
+    }
+}
+
+struct State {
+    ids: HashMap<DistinctTag, TagId>,
+    tags: HashMap<TagId, Tracked>,
+    streams: HashMap<StreamRef, Vec<(TagId, bool)>>,
+    schedule: PollSchedule,
+    next_id: TagId,
+}
+
+/// The engine. Shared through the [`Context`]; its driver runs in [`run_driver`].
+pub struct ImportEngine {
+    state: Mutex<State>,
+    work: Notify,
+    wakes: UnboundedSender<StreamRef>,
+    import_concurrency: usize,
+    per_host: usize,
+}
+
+impl ImportEngine {
+    /// An engine polling every `interval`, resolving at most `import_concurrency` distinct tags at a
+    /// time and `per_host` per registry host, and sending the streams to reconcile to `wakes`.
+    pub fn new(
+        interval: Duration,
+        import_concurrency: usize,
+        per_host: usize,
+        wakes: UnboundedSender<StreamRef>,
+    ) -> Self {
+        Self {
+            state: Mutex::new(State {
+                ids: HashMap::new(),
+                tags: HashMap::new(),
+                streams: HashMap::new(),
+                schedule: PollSchedule::new(interval, Instant::now().into_std(), IMPORT_RETRY),
+                next_id: 0,
+            }),
+            work: Notify::new(),
+            wakes,
+            import_concurrency: import_concurrency.max(1),
+            per_host: per_host.max(1),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the subscriptions of `stream` with `subscriptions` and returns, for each, the
+    /// latest answer and whether the tag still waits for a fresher one (the stream is then woken
+    /// when it comes). Distinct tags nobody subscribes to any more are forgotten.
+    pub fn sync_stream(
+        &self,
+        stream: &StreamRef,
+        subscriptions: Vec<Subscription>,
+    ) -> Vec<SubscriptionState> {
+        let now = Instant::now();
+        let mut wanted = false;
+        let states = {
+            let mut state = self.state();
+            let state = &mut *state;
+            let mut subscribed = Vec::with_capacity(subscriptions.len());
+            let mut needs = Vec::with_capacity(subscriptions.len());
+            for subscription in subscriptions {
+                let id = state.track(subscription.key, subscription.job);
+                subscribed.push((id, subscription.polls));
+                needs.push((id, subscription.need));
+            }
+            let before = if subscribed.is_empty() {
+                state.streams.remove(stream).unwrap_or_default()
+            } else {
+                state
+                    .streams
+                    .insert(stream.clone(), subscribed.clone())
+                    .unwrap_or_default()
+            };
+            state.resubscribe(stream, &before, &subscribed, now);
+            needs
+                .into_iter()
+                .map(|(id, need)| {
+                    let tracked = state
+                        .tags
+                        .get_mut(&id)
+                        .expect("subscribed tags are tracked");
+                    let fresh = |need: Freshness| {
+                        tracked.answer.as_ref().is_some_and(|answer| {
+                            need.satisfied_by(answer.asked_at.into_std(), now.into_std())
+                        })
+                    };
+                    let pending = need.is_some_and(|need| !fresh(need));
+                    if let Some(need) = need.filter(|_| pending) {
+                        tracked.waiters.insert(stream.clone());
+                        state
+                            .schedule
+                            .want(id, need.asked_since(now.into_std()), now.into_std());
+                        wanted = true;
+                    }
+                    SubscriptionState {
+                        answer: tracked.answer.clone(),
+                        pending,
+                    }
+                })
+                .collect()
+        };
+        if wanted {
+            self.work.notify_one();
+        }
+        states
+    }
+
+    /// Forgets every subscription of `stream` (deleted, or no longer served).
+    pub fn forget_stream(&self, stream: &StreamRef) {
+        let mut state = self.state();
+        if let Some(before) = state.streams.remove(stream) {
+            state.resubscribe(stream, &before, &[], Instant::now());
+        }
+    }
+
+    /// Forgets the streams for which `keep` says no; returns how many were forgotten.
+    pub fn retain_streams(&self, keep: impl Fn(&StreamRef) -> bool) -> usize {
+        let gone: Vec<StreamRef> = {
+            let state = self.state();
+            state.streams.keys().filter(|s| !keep(s)).cloned().collect()
+        };
+        for stream in &gone {
+            self.forget_stream(stream);
+        }
+        gone.len()
+    }
+
+    /// How many distinct tags and subscribed streams the engine holds.
+    pub fn size(&self) -> EngineSize {
+        let state = self.state();
+        EngineSize {
+            distinct_tags: state.tags.len(),
+            streams: state.streams.len(),
+        }
+    }
+
+    /// The jobs due now, marked in flight.
+    fn take_due(&self, capacity: usize) -> (Vec<(TagId, Arc<TagJob>)>, Option<Instant>) {
+        let mut state = self.state();
+        let now = Instant::now().into_std();
+        let due = state.schedule.take_due(now, capacity, self.per_host);
+        let jobs = due
+            .into_iter()
+            .filter_map(|id| state.tags.get(&id).map(|t| (id, t.job.clone())))
+            .collect();
+        let next = state.schedule.next_due().map(Instant::from_std);
+        (jobs, next)
+    }
+
+    /// Records the answer of an ask of `id` that started at `asked_at`, and wakes who needs to know.
+    fn finish(
+        &self,
+        ctx: &Context,
+        id: TagId,
+        asked_at: Instant,
+        result: Result<importer::Resolved, ImportError>,
+    ) {
+        let now = Instant::now();
+        let (outcome, ask) = match result {
+            Ok(resolved) => (
+                AnswerOutcome::Image {
+                    digest: resolved.digest,
+                    served_by: resolved.served_by,
+                },
+                AskOutcome::Answered,
+            ),
+            Err(err) => {
+                let ask = if err.is_transient() {
+                    AskOutcome::Transient {
+                        retry_after: err.retry_after(),
+                    }
+                } else {
+                    AskOutcome::Answered
+                };
+                (
+                    AnswerOutcome::Failed {
+                        failure: ImportFailure {
+                            reason: err.reason().to_owned(),
+                            message: err.to_string(),
+                        },
+                        not_contacted: err.contacted_nobody(),
+                    },
+                    ask,
+                )
+            }
+        };
+        let wake: Vec<StreamRef> = {
+            let mut state = self.state();
+            state.schedule.finish(id, ask, now.into_std());
+            let Some(tracked) = state.tags.get_mut(&id) else {
+                return;
+            };
+            let previous = tracked.answer.as_ref().map(|a| &a.outcome);
+            let changed = previous != Some(&outcome);
+            ctx.metrics.count_import(match (&outcome, previous) {
+                (AnswerOutcome::Failed { .. }, _) => ImportResult::Failed,
+                (_, _) if changed => ImportResult::Imported,
+                _ => ImportResult::Unchanged,
+            });
+            if let AnswerOutcome::Failed { failure, .. } = &outcome {
+                tracing::info!(tag = %tracked.key.reference, reason = %failure.reason, message = %failure.message, "import failed");
+            } else if changed {
+                tracing::debug!(tag = %tracked.key.reference, outcome = ?outcome, "distinct tag moved");
+            }
+            let seen = match (&tracked.answer, changed) {
+                (Some(answer), false) => answer.seen.clone(),
+                _ => super::image_stream::now_time(),
+            };
+            tracked.answer = Some(Arc::new(TagAnswer {
+                outcome,
+                asked_at,
+                seen,
+            }));
+            let mut wake: HashSet<StreamRef> = tracked.waiters.drain().collect();
+            if changed {
+                wake.extend(tracked.subscribers.keys().cloned());
+            }
+            wake.into_iter().collect()
+        };
+        for stream in wake {
+            let _ = self.wakes.unbounded_send(stream);
+        }
+    }
+}
+
+impl State {
+    /// The id of `key`, tracked from now on if it was not.
+    fn track(&mut self, key: DistinctTag, job: TagJob) -> TagId {
+        if let Some(id) = self.ids.get(&key) {
+            return *id;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.schedule
+            .track(id, Arc::from(job.first_host()), key.seed());
+        self.ids.insert(key.clone(), id);
+        self.tags.insert(
+            id,
+            Tracked {
+                key,
+                job: Arc::new(job),
+                subscribers: HashMap::new(),
+                waiters: HashSet::new(),
+                answer: None,
+            },
+        );
+        id
+    }
+
+    /// Moves `stream` from the distinct tags of `before` to those of `after`.
+    fn resubscribe(
+        &mut self,
+        stream: &StreamRef,
+        before: &[(TagId, bool)],
+        after: &[(TagId, bool)],
+        now: Instant,
+    ) {
+        let mut touched: HashSet<TagId> = HashSet::new();
+        for (id, polls) in before {
+            if let Some(tracked) = self.tags.get_mut(id)
+                && let Some((count, polling)) = tracked.subscribers.get_mut(stream)
+            {
+                *count = count.saturating_sub(1);
+                *polling = polling.saturating_sub(u32::from(*polls));
+                if *count == 0 {
+                    tracked.subscribers.remove(stream);
+                    tracked.waiters.remove(stream);
+                }
+            }
+            touched.insert(*id);
+        }
+        for (id, polls) in after {
+            if let Some(tracked) = self.tags.get_mut(id) {
+                let entry = tracked.subscribers.entry(stream.clone()).or_insert((0, 0));
+                entry.0 += 1;
+                entry.1 += u32::from(*polls);
+            }
+            touched.insert(*id);
+        }
+        for id in touched {
+            let Some(tracked) = self.tags.get(&id) else {
+                continue;
+            };
+            if tracked.subscribers.is_empty() {
+                let tracked = self.tags.remove(&id).expect("present");
+                self.ids.remove(&tracked.key);
+                self.schedule.untrack(id);
+            } else {
+                let polls = tracked.polls();
+                self.schedule.set_periodic(id, polls, now.into_std());
+            }
+        }
+    }
+}
+
+/// Runs the engine until `stop` resolves: takes due distinct tags, resolves them (bounded), and
+/// records their answers.
+pub async fn run_driver(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()>) {
+    let engine = ctx.engine.clone();
+    let mut flights = FuturesUnordered::new();
+    tokio::pin!(stop);
+    loop {
+        let capacity = engine.import_concurrency.saturating_sub(flights.len());
+        let (due, next) = engine.take_due(capacity);
+        for (id, job) in due {
+            let ctx = ctx.clone();
+            flights.push(async move {
+                let asked_at = Instant::now();
+                let result = importer::resolve(&ctx, &job).await;
+                (id, asked_at, result)
+            });
+        }
+        let can_start = flights.len() < engine.import_concurrency;
+        let sleep = async {
+            match next {
+                Some(at) if can_start => tokio::time::sleep_until(at).await,
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = engine.work.notified() => {}
+            _ = sleep => {}
+            Some((id, asked_at, result)) = flights.next(), if !flights.is_empty() => {
+                engine.finish(&ctx, id, asked_at, result);
+            }
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! When each distinct registry tag is asked next. Every tracked tag has a fixed phase in the import
+//! interval (from a hash of what it is, so phases spread evenly and stay put); a periodic tag is
+//! asked once per interval at its phase, a tag someone needs an answer for is asked now, a tag
+//! whose ask failed transiently is retried after a backoff or the registry's `Retry-After`, and no
+//! host has more asks in flight than its budget. Time is passed in, never read, so the whole
+//! schedule is tested with made-up instants.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::backoff::Backoff;
+
+/// The schedule's name for one distinct tag.
+pub type TagId = u64;
+
+/// How an ask ended, for the schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskOutcome {
+    /// The registry answered (an image, or a failure that asking again soon will not change).
+    Answered,
+    /// A failure that may pass: retried after the backoff, or after `retry_after` when the registry
+    /// said how long to wait.
+    Transient {
+        /// The registry's own wait (`Retry-After`, or the end of its host's backoff).
+        retry_after: Option<Duration>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    host: Arc<str>,
+    phase: Duration,
+    periodic: bool,
+    /// When the tag is due, if it is; mirrored in `queue`.
+    due: Option<Instant>,
+    /// When the ask in flight started.
+    flight: Option<Instant>,
+    /// Someone needs an answer asked after the one in flight started: ask again when it ends.
+    again: bool,
+    /// Consecutive transient failures.
+    failures: u32,
+}
+
+/// The poll schedule of every distinct tag.
+#[derive(Debug)]
+pub struct PollSchedule {
+    interval: Duration,
+    epoch: Instant,
+    retry: Backoff,
+    entries: HashMap<TagId, Entry>,
+    queue: BTreeSet<(Instant, TagId)>,
+    in_flight: HashMap<Arc<str>, usize>,
+}
+
+impl PollSchedule {
+    /// An empty schedule for `interval`, with phases counted from `epoch` and transient failures
+    /// retried after `retry`.
+    pub fn new(interval: Duration, epoch: Instant, retry: Backoff) -> Self {
+        Self {
+            interval: interval.max(Duration::from_millis(1)),
+            epoch,
+            retry,
+            entries: HashMap::new(),
+            queue: BTreeSet::new(),
+            in_flight: HashMap::new(),
+        }
+    }
+
+    /// Starts tracking `id`, asked on `host`. `seed` fixes its phase (a hash of the tag spreads the
+    /// phases evenly). A new tag is not periodic and not due.
+    pub fn track(&mut self, id: TagId, host: Arc<str>, seed: u64) {
+        let phase = phase_of(seed, self.interval);
+        self.entries.entry(id).or_insert(Entry {
+            host,
+            phase,
+            periodic: false,
+            due: None,
+            flight: None,
+            again: false,
+            failures: 0,
+        });
+    }
+
+    /// Stops tracking `id`. An ask in flight for it still ends with [`Self::finish`].
+    pub fn untrack(&mut self, id: TagId) {
+        if let Some(entry) = self.entries.remove(&id) {
+            if let Some(due) = entry.due {
+                self.queue.remove(&(due, id));
+            }
+            if entry.flight.is_some() {
+                self.release_host(&entry.host);
+            }
+        }
+    }
+
+    /// Whether `id` is tracked.
+    pub fn tracks(&self, id: TagId) -> bool {
+        self.entries.contains_key(&id)
+    }
+
+    /// The number of tracked tags.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no tag is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Makes `id` periodic (asked once per interval at its phase) or not. A tag that becomes
+    /// periodic is first asked at its next phase, not at once: whoever needs an answer now says so
+    /// with [`Self::want`].
+    pub fn set_periodic(&mut self, id: TagId, periodic: bool, now: Instant) {
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        if entry.periodic == periodic {
+            return;
+        }
+        let (phase, busy) = (entry.phase, entry.flight.is_some() || entry.due.is_some());
+        self.entries.get_mut(&id).expect("present").periodic = periodic;
+        if periodic && !busy {
+            let next = self.next_slot(phase, now, Duration::ZERO);
+            self.set_due(id, Some(next));
+        } else if !periodic && self.entries[&id].failures == 0 {
+            self.set_due(id, None);
+        }
+    }
+
+    /// Someone needs an answer for `id` asked at or after `after`: asks now, unless an ask that
+    /// started at or after `after` is already in flight. An ask in flight that started earlier is
+    /// followed by another as soon as it ends.
+    pub fn want(&mut self, id: TagId, after: Instant, now: Instant) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        match entry.flight {
+            Some(started) if started >= after => {}
+            Some(_) => entry.again = true,
+            None if entry.due.is_none_or(|due| due > now) => self.set_due(id, Some(now)),
+            None => {}
+        }
+    }
+
+    /// Whether an ask for `id` is in flight.
+    pub fn in_flight(&self, id: TagId) -> Option<Instant> {
+        self.entries.get(&id).and_then(|e| e.flight)
+    }
+
+    /// Takes the tags due at `now`, earliest first: at most `max` of them, and no more than
+    /// `per_host` in flight on any host (a tag over its host's budget stays due). Each taken tag is
+    /// in flight from `now` until [`Self::finish`].
+    pub fn take_due(&mut self, now: Instant, max: usize, per_host: usize) -> Vec<TagId> {
+        let mut taken = Vec::new();
+        let mut skipped = Vec::new();
+        while taken.len() < max {
+            let Some(&(due, id)) = self.queue.first() else {
+                break;
+            };
+            if due > now {
+                break;
+            }
+            self.queue.remove(&(due, id));
+            let entry = self.entries.get_mut(&id).expect("queued tags are tracked");
+            let busy = self.in_flight.get(&entry.host).copied().unwrap_or(0);
+            if busy >= per_host.max(1) {
+                skipped.push((due, id));
+                continue;
+            }
+            entry.due = None;
+            entry.flight = Some(now);
+            *self.in_flight.entry(entry.host.clone()).or_insert(0) += 1;
+            taken.push(id);
+        }
+        self.queue.extend(skipped);
+        taken
+    }
+
+    /// Records how the ask of `id` started at its flight ended at `now`, and schedules the next:
+    /// at once when someone asked for a newer answer meanwhile; after the backoff (or the
+    /// registry's wait) after a transient failure; else at the next phase if the tag is periodic.
+    pub fn finish(&mut self, id: TagId, outcome: AskOutcome, now: Instant) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if entry.flight.take().is_none() {
+            return;
+        }
+        let host = entry.host.clone();
+        let again = std::mem::take(&mut entry.again);
+        let next = match outcome {
+            AskOutcome::Answered => {
+                entry.failures = 0;
+                entry.periodic.then_some(entry.phase)
+            }
+            AskOutcome::Transient { retry_after } => {
+                let backoff = self.retry.delay(entry.failures);
+                entry.failures = entry.failures.saturating_add(1);
+                // The registry's own wait is honoured as asked; a plain backoff never pushes a
+                // periodic tag past its next phase.
+                let retry_at = now + retry_after.unwrap_or(backoff);
+                let (periodic, phase) = (entry.periodic, entry.phase);
+                let at = match retry_after {
+                    None if periodic => {
+                        retry_at.min(self.next_slot(phase, now, self.interval / 10))
+                    }
+                    _ => retry_at,
+                };
+                self.release_host(&host);
+                self.set_due(id, Some(if again { now } else { at }));
+                return;
+            }
+        };
+        self.release_host(&host);
+        let at = match (again, next) {
+            (true, _) => Some(now),
+            (false, Some(phase)) => Some(self.next_slot(phase, now, self.interval / 10)),
+            (false, None) => None,
+        };
+        self.set_due(id, at);
+    }
+
+    /// The earliest time a tag is due, if any is.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.queue.first().map(|(at, _)| *at)
+    }
+
+    /// When `id` is due next, if it is.
+    pub fn due_at(&self, id: TagId) -> Option<Instant> {
+        self.entries.get(&id).and_then(|e| e.due)
+    }
+
+    /// The first instant of `phase` in the interval grid at least `gap` after `after`. After an
+    /// ask the gap is a tenth of an interval: a tag asked off its phase (a first import, a
+    /// request) is asked again at its phase, not twice in a moment, and never waits more than 1.1
+    /// intervals.
+    fn next_slot(&self, phase: Duration, after: Instant, gap: Duration) -> Instant {
+        let earliest = after + gap;
+        let first = self.epoch + phase;
+        if earliest <= first {
+            return first;
+        }
+        let since = earliest.duration_since(first).as_nanos();
+        let interval = self.interval.as_nanos();
+        let periods = since.div_ceil(interval);
+        let offset = interval.saturating_mul(periods);
+        first + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX))
+    }
+
+    fn set_due(&mut self, id: TagId, at: Option<Instant>) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if let Some(old) = entry.due.take() {
+            self.queue.remove(&(old, id));
+        }
+        if let Some(at) = at {
+            entry.due = Some(at);
+            self.queue.insert((at, id));
+        }
+    }
+
+    fn release_host(&mut self, host: &Arc<str>) {
+        if let Some(count) = self.in_flight.get_mut(host) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.in_flight.remove(host);
+            }
+        }
+    }
+}
+
+/// A fixed point in `[0, interval)` from `seed`.
+pub fn phase_of(seed: u64, interval: Duration) -> Duration {
+    let nanos = interval.as_nanos().max(1);
+    Duration::from_nanos((u128::from(seed) % nanos) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INTERVAL: Duration = Duration::from_secs(60);
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn schedule(t0: Instant) -> PollSchedule {
+        PollSchedule::new(INTERVAL, t0, Backoff::new(secs(5), secs(300)))
+    }
+
+    /// A seed whose phase is `s` seconds into the interval.
+    fn at_phase(s: u64) -> u64 {
+        secs(s).as_nanos() as u64
+    }
+
+    fn host() -> Arc<str> {
+        Arc::from("registry.example.com")
+    }
+
+    #[test]
+    fn a_periodic_tag_is_asked_once_per_interval_at_its_phase() {
+        let t0 = Instant::now();
+        let mut s = schedule(t0);
+        s.track(1, host(), at_phase(20));
+        s.set_periodic(1, true, t0);
+        assert_eq!(s.next_due(), Some(t0 + secs(20)));
+        assert!(s.take_due(t0 + secs(19), 10, 8).is_empty());
+        let mut asked = Vec::new();
+        let mut now = t0;
+        for _ in 0..4 {
+            now = s.next_due().unwrap();
+            assert_eq!(s.take_due(now, 10, 8), vec![1]);
+            asked.push(now.duration_since(t0).as_secs());
+            s.finish(1, AskOutcome::Answered, now + Duration::from_millis(30));
+        }
+        assert_eq!(asked, [20, 80, 140, 200]);
+        assert!(s.take_due(now + secs(59), 10, 8).is_empty());
+    }
+
+    #[test]
+    fn a_wanted_tag_is_asked_now_and_then_returns_to_its_phase() {
+        let t0 = Instant::now();
+        let mut s = schedule(t0);
+        s.track(1, host(), at_phase(30));
+        s.set_periodic(1, true, t0);
+        s.want(1, t0 + secs(3), t0 + secs(3));
+        assert_eq!(s.take_due(t0 + secs(3), 10, 8), vec![1]);
+        s.finish(1, AskOutcome::Answered, t0 + secs(3));
+        // The phase at 30 s is far enough away to keep.
+        assert_eq!(s.next_due(), Some(t0 + secs(30)));
+        // Asked at 28 s, the phase at 30 s is too close: the next is at 90 s.
+        s.want(1, t0 + secs(28), t0 + secs(28));
+        assert_eq!(s.take_due(t0 + secs(28), 10, 8), vec![1]);
+        s.finish(1, AskOutcome::Answered, t0 + secs(28));
+        assert_eq!(s.next_due(), Some(t0 + secs(90)));
+    }
+
+    #[test]
+    fn a_tag_that_is_not_periodic_is_asked_only_when_wanted() {
+        let t0 = Instant::now();
+        let mut s = schedule(t0);
+        s.track(1, host(), at_phase(10));
+        assert_eq!(s.next_due(), None);
+        s.want(1, t0, t0);
+        assert_eq!(s.take_due(t0, 10, 8), vec![1]);
+        s.finish(1, AskOutcome::Answered, t0 + secs(1));
+        assert_eq!(s.next_due(), None);
+    }
+
+    #[test]
+    fn a_want_during_a_flight_is_served_by_it_or_by_one_more_ask_after_it() {
+        let t0 = Instant::now();
+        let mut s = schedule(t0);
+        s.track(1, host(), at_phase(10));
+        s.want(1, t0, t0);
+        assert_eq!(s.take_due(t0, 10, 8), vec![1]);
+        // Needing an answer asked at t0 or later: the flight that started at t0 serves.
+        s.want(1, t0, t0 + secs(1));
+        s.finish(1, AskOutcome::Answered, t0 + secs(2));
+        assert_eq!(s.next_due(), None);
+        // Needing one asked after the flight started: asked again as soon as it ends.
+        s.want(1, t0 + secs(3), t0 + secs(3));
+        assert_eq!(s.take_due(t0 + secs(3), 10, 8), vec![1]);
+        s.want(1, t0 + secs(4), t0 + secs(4));
+        assert!(
+            s.take_due(t0 + secs(4), 10, 8).is_empty(),
+            "one flight at a time"
+        );
+        s.finish(1, AskOutcome::Answered, t0 + secs(5));
+        assert_eq!(s.take_due(t0 + secs(5), 10, 8), vec![1]);
+    }
+
+    #[test]
+    fn transient_failures_back_off_and_a_registry_wait_is_honoured_as_asked() {
+        let t0 = Instant::now();
+        let mut s = schedule(t0);
+        s.track(1, host(), at_phase(50));
+        let mut now = t0;
+        let mut waits = Vec::new();
+        s.want(1, now, now);
+        for _ in 0..4 {
+            assert_eq!(s.take_due(now, 10, 8), vec![1]);
+            s.finish(1, AskOutcome::Transient { retry_after: None }, now);
+            let due = s.next_due().unwrap();
+            waits.push(due.duration_since(now).as_secs());
+            now = due;
+        }
+        assert_eq!(waits, [5, 10, 20, 40]);
+        assert_eq!(s.take_due(now, 10, 8), vec![1]);
+        s.finish(
+            1,
+            AskOutcome::Transient {
+                retry_after: Some(secs(600)),
+            },
+            now,
+        );
+        assert_eq!(s.next_due(), Some(now + secs(600)));
+        // Success resets the backoff.
+        now += secs(600);
+        assert_eq!(s.take_due(now, 10, 8), vec![1]);
+        s.finish(1, AskOutcome::Answered, now);
+        s.want(1, now, now);
+        assert_eq!(s.take_due(now, 10, 8), vec![1]);
+        s.finish(1, AskOutcome::Transient { retry_after: None }, now);
+        assert_eq!(s.next_due(), Some(now + secs(5)));
+    }
+
+    #[test]
+    fn a_periodic_tag_failing_without_a_registry_wait_is_back_at_its_phase_at_the_latest() {
+        let t0 = Instant::now();
+        let mut s = schedule(t0);
+        s.track(1, host(), at_phase(10));
+        s.set_periodic(1, true, t0);
+        let mut now = t0 + secs(10);
+        for _ in 0..8 {
+            assert_eq!(s.take_due(now, 10, 8), vec![1]);
+            s.finish(1, AskOutcome::Transient { retry_after: None }, now);
+            let due = s.next_due().unwrap();
+            assert!(due.duration_since(now) <= INTERVAL + INTERVAL / 10);
+            now = due;
+        }
+    }
+
+    #[test]
+    fn no_host_gets_more_asks_in_flight_than_its_budget_and_others_are_not_held_up() {
+        let t0 = Instant::now();
+        let mut s = schedule(t0);
+        for id in 0..5 {
+            s.track(id, host(), id);
+            s.want(id, t0, t0);
+        }
+        s.track(9, Arc::from("other.example.com"), 9);
+        s.want(9, t0, t0);
+        let first = s.take_due(t0, 100, 2);
+        assert_eq!(first.len(), 3, "{first:?}");
+        assert!(first.contains(&9));
+        assert!(s.take_due(t0, 100, 2).is_empty());
+        s.finish(first[0], AskOutcome::Answered, t0);
+        let next = s.take_due(t0, 100, 2);
+        assert_eq!(next.len(), 1);
+        // At most `max` at a time.
+        s.finish(next[0], AskOutcome::Answered, t0);
+        s.finish(first[1], AskOutcome::Answered, t0);
+        s.finish(first[2], AskOutcome::Answered, t0);
+        assert_eq!(s.take_due(t0, 1, 8).len(), 1);
+    }
+
+    #[test]
+    fn an_untracked_tag_is_never_due_and_frees_its_host() {
+        let t0 = Instant::now();
+        let mut s = schedule(t0);
+        s.track(1, host(), 1);
+        s.track(2, host(), 2);
+        s.want(1, t0, t0);
+        s.want(2, t0, t0);
+        assert_eq!(s.take_due(t0, 10, 1), vec![1]);
+        s.untrack(1);
+        s.finish(1, AskOutcome::Answered, t0);
+        assert_eq!(s.take_due(t0, 10, 1), vec![2]);
+        s.untrack(2);
+        assert_eq!(s.next_due(), None);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn phases_of_three_thousand_tags_leave_no_ten_seconds_with_a_quarter_of_the_asks() {
+        use sha2::{Digest, Sha256};
+        let t0 = Instant::now();
+        let mut s = schedule(t0);
+        for id in 0..3000u64 {
+            let hash = Sha256::digest(format!(
+                "registry.local/bench/repo-{}:tag-{}",
+                id / 3,
+                id % 3
+            ));
+            let seed = u64::from_be_bytes(hash[..8].try_into().unwrap());
+            s.track(id, host(), seed);
+            s.set_periodic(id, true, t0);
+        }
+        let mut per_second = [0usize; 60];
+        while let Some(due) = s.next_due() {
+            for id in s.take_due(due, usize::MAX, usize::MAX) {
+                per_second[due.duration_since(t0).as_secs() as usize] += 1;
+                s.untrack(id);
+            }
+        }
+        assert_eq!(per_second.iter().sum::<usize>(), 3000);
+        let busiest = (0..60)
+            .map(|start| {
+                (start..start + 10)
+                    .map(|i| per_second[i % 60])
+                    .sum::<usize>()
+            })
+            .max()
+            .unwrap();
+        assert!(busiest * 4 <= 3000, "{busiest} of 3000 in ten seconds");
+    }
+}
