@@ -12,7 +12,6 @@ use imagestream_operator::controller::triggers::IMAGE_UPDATED_REASON;
 use imagestream_operator::testenv::TestEnv;
 use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::Api;
@@ -47,44 +46,6 @@ fn kubectl(env: &TestEnv, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// A kubeconfig that authenticates as `service_account` with a token from the TokenRequest API.
-async fn service_account_kubeconfig(
-    env: &TestEnv,
-    namespace: &str,
-    service_account: &str,
-    dir: &std::path::Path,
-) -> std::path::PathBuf {
-    let api = Api::<ServiceAccount>::namespaced(env.client().await, namespace);
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![],
-            expiration_seconds: Some(3600),
-            ..TokenRequestSpec::default()
-        },
-        ..TokenRequest::default()
-    };
-    let token = api
-        .create_token_request(service_account, &PostParams::default(), &request)
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token;
-    let admin = std::fs::read_to_string(env.kubeconfig()).unwrap();
-    let mut config = String::new();
-    for line in admin.lines() {
-        if line.trim_start().starts_with("token:") {
-            config.push_str(&format!("    token: {token}\n"));
-        } else {
-            config.push_str(line);
-            config.push('\n');
-        }
-    }
-    let path = dir.join(format!("{service_account}.kubeconfig"));
-    std::fs::write(&path, config).unwrap();
-    path
 }
 
 fn start_binary(kubeconfig: &std::path::Path, args: &[&str], dir: &std::path::Path) -> Running {

@@ -18,4 +18,5 @@ mod import_credentials;
 mod manifests;
 mod mirrors;
 mod operations;
+mod scale;
 mod triggers;

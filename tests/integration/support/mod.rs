@@ -16,6 +16,8 @@ use kube::api::{PostParams, WatchEvent, WatchParams};
 use kube::{Api, Client};
 use tokio::sync::oneshot;
 
+pub mod api_log;
+
 /// The operator, running until dropped.
 pub struct Operator {
     stop: Option<oneshot::Sender<()>>,
@@ -330,4 +332,45 @@ pub async fn event_reasons(client: &Client, namespace: &str) -> Vec<String> {
         .into_iter()
         .filter_map(|e| e.reason)
         .collect()
+}
+
+/// A kubeconfig that authenticates as `service_account` with a token from the TokenRequest API.
+pub async fn service_account_kubeconfig(
+    env: &imagestream_operator::testenv::TestEnv,
+    namespace: &str,
+    service_account: &str,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let api = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(
+        env.client().await,
+        namespace,
+    );
+    let request = k8s_openapi::api::authentication::v1::TokenRequest {
+        spec: k8s_openapi::api::authentication::v1::TokenRequestSpec {
+            audiences: vec![],
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let token = api
+        .create_token_request(service_account, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let admin = std::fs::read_to_string(env.kubeconfig()).unwrap();
+    let mut config = String::new();
+    for line in admin.lines() {
+        if line.trim_start().starts_with("token:") {
+            config.push_str(&format!("    token: {token}\n"));
+        } else {
+            config.push_str(line);
+            config.push('\n');
+        }
+    }
+    let path = dir.join(format!("{service_account}.kubeconfig"));
+    std::fs::write(&path, config).unwrap();
+    path
 }
