@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build provision test lint unit integration crds demo run clean-cache
+.PHONY: all build provision test lint unit integration crds demo run bench clean-cache
 
 all: build
 
@@ -45,6 +45,16 @@ demo: provision
 run:
 	$(CARGO) build --bin imagestream-operator
 	$(CARGO) run --quiet --example run -- $(ARGS)
+
+## bench: the operator's release build at scale on a local control plane and registry (no
+## kube-controller-manager); prints one table and writes target/bench/report-<STREAMS>.md. Set on the
+## command line or in the environment: STREAMS (10000), TAGS (3), DISTINCT (1000), WORKLOADS (2000),
+## NAMESPACES (20), INTERVAL (60s), OPERATOR_BIN, OPERATOR_ARGS; e.g.
+## make bench STREAMS=1000 DISTINCT=100 WORKLOADS=200, or an older build for comparison:
+## make bench OPERATOR_BIN=$(hack/bench-build-operator.sh <commit>). See examples/bench.rs.
+bench: provision
+	$(CARGO) build --release --bin imagestream-operator
+	$(CARGO) run --release --quiet --example bench
 
 clean-cache:
 	rm -rf $${IMAGESTREAM_OPERATOR_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/imagestream-operator}

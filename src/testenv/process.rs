@@ -62,15 +62,35 @@ impl ManagedProcess {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The process id (for `/proc/<pid>`).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `Some(status)` when the process has already exited.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().ok().flatten()
+        let status = self.child.try_wait().ok().flatten();
+        if status.is_some() {
+            forget_pid(self.child.id());
+        }
+        status
+    }
+
+    /// Asks the process to stop with SIGTERM; [`Self::exited`] tells when it has.
+    pub fn terminate(&mut self) {
+        if self.exited().is_none() {
+            // SAFETY: kill(2) on our own child, which has not been reaped, so the pid is still ours.
+            unsafe {
+                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+            }
+        }
     }
 
     /// Kills the process and waits for it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        forget_pid(self.child.id());
     }
 }
 
@@ -129,6 +149,12 @@ fn register_pid(pid: u32) {
     let mut at_exit = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner());
     at_exit.pids.push(pid);
     ensure_hook(&mut at_exit);
+}
+
+/// A reaped child's pid may be reused by an unrelated process, so the stop at exit must not kill it.
+fn forget_pid(pid: u32) {
+    let mut at_exit = AT_EXIT.lock().unwrap_or_else(|p| p.into_inner());
+    at_exit.pids.retain(|&known| known != pid);
 }
 
 /// Removes `dir` when the process exits (after its children are killed).

@@ -1,10 +1,10 @@
 //! A real CNCF distribution registry on 127.0.0.1 with a free port, and its request log: the
-//! registry's access log (Apache combined format on stdout) parsed into method, path and status, so
-//! tests can assert on exactly which requests the operator sent.
+//! registry's access log (Apache combined format on stdout) parsed into time, method, path and
+//! status, so tests can assert on exactly which requests the operator sent (and the bench on when).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::process::ManagedProcess;
 use super::tls::ServingCert;
@@ -51,6 +51,9 @@ pub struct RegistryRequest {
     pub status: u16,
     /// The client's `User-Agent`.
     pub user_agent: String,
+    /// When the registry logged the request, to the second; `None` when the time field does not
+    /// parse.
+    pub time: Option<SystemTime>,
 }
 
 /// A running distribution registry.
@@ -240,7 +243,10 @@ pub fn write_htpasswd(path: &Path, users: &[(&str, &str)]) -> Result<(), TestEnv
 /// `127.0.0.1 - - [24/Nov/2026:06:32:54 +0000] "HEAD /v2/foo/manifests/latest HTTP/1.1" 404 96 "" "curl/7.88.1"`.
 /// Returns `None` for the registry's other (logfmt) log lines.
 pub fn parse_access_log_line(line: &str) -> Option<RegistryRequest> {
-    let (_, rest) = line.split_once("] \"")?;
+    let (head, rest) = line.split_once("] \"")?;
+    let time = head
+        .rsplit_once('[')
+        .and_then(|(_, field)| parse_access_log_time(field));
     let (request, rest) = rest.split_once('"')?;
     let mut parts = request.split(' ');
     let method = parts.next()?.to_owned();
@@ -259,7 +265,46 @@ pub fn parse_access_log_line(line: &str) -> Option<RegistryRequest> {
         path,
         status,
         user_agent,
+        time,
     })
+}
+
+/// Parses the access log's time field, `02/Jan/2006:15:04:05 -0700` (the brackets removed).
+fn parse_access_log_time(field: &str) -> Option<SystemTime> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (date, offset) = field.split_once(' ')?;
+    let mut date = date.split('/');
+    let day: i64 = date.next()?.parse().ok()?;
+    let month_name = date.next()?;
+    let month = MONTHS.iter().position(|m| *m == month_name)? as i64 + 1;
+    let mut clock = date.next()?.split(':');
+    let year: i64 = clock.next()?.parse().ok()?;
+    let hour: i64 = clock.next()?.parse().ok()?;
+    let minute: i64 = clock.next()?.parse().ok()?;
+    let second: i64 = clock.next()?.parse().ok()?;
+    let sign = match offset.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let offset_hours: i64 = offset.get(1..3)?.parse().ok()?;
+    let offset_minutes: i64 = offset.get(3..5)?.parse().ok()?;
+    let local = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    let utc = local - sign * (offset_hours * 3600 + offset_minutes * 60);
+    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(utc).ok()?))
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]
@@ -276,8 +321,36 @@ mod tests {
                 path: "/v2/team/app/manifests/v1".into(),
                 status: 200,
                 user_agent: "imagestream-operator/0.1".into(),
+                time: Some(humantime::parse_rfc3339("2026-11-24T06:32:54Z").unwrap()),
             })
         );
+    }
+
+    #[test]
+    fn access_log_times_parse_with_their_utc_offset() {
+        let cases = [
+            ("02/Jan/2006:15:04:05 -0700", "2006-01-02T22:04:05Z"),
+            ("29/Feb/2024:23:59:59 +0000", "2024-02-29T23:59:59Z"),
+            ("01/Mar/2024:00:30:00 +0130", "2024-02-29T23:00:00Z"),
+            ("31/Dec/1999:23:59:59 +0000", "1999-12-31T23:59:59Z"),
+        ];
+        for (field, expected) in cases {
+            assert_eq!(
+                parse_access_log_time(field),
+                Some(humantime::parse_rfc3339(expected).unwrap()),
+                "{field}"
+            );
+        }
+        assert_eq!(parse_access_log_time("02/Foo/2006:15:04:05 -0700"), None);
+        assert_eq!(parse_access_log_time("02/Jan/2006:15:04:05"), None);
+    }
+
+    #[test]
+    fn a_line_with_an_unreadable_time_is_still_a_request() {
+        let line = r#"127.0.0.1 - - [yesterday] "GET /v2/ HTTP/1.1" 200 2 "" "curl/7.88.1""#;
+        let request = parse_access_log_line(line).unwrap();
+        assert_eq!(request.path, "/v2/");
+        assert_eq!(request.time, None);
     }
 
     #[test]

@@ -1,0 +1,1970 @@
+//! `make bench`: the operator at scale, measured on a local control plane and a local registry.
+//!
+//! Starts etcd, kube-apiserver and a plain-HTTP registry on 127.0.0.1 with the project's test
+//! environment (no kube-controller-manager: Deployments are only patched, never rolled out), pushes
+//! `DISTINCT` repositories × `TAGS` tags (every tag a different image), creates `STREAMS`
+//! ImageStreams of `TAGS` scheduled tags each (stream `i` tracks `bench/repo-<i % DISTINCT>`, so
+//! every registry tag is shared by `STREAMS / DISTINCT` streams) and `WORKLOADS` Deployments with an
+//! `image.openshift.io/triggers` annotation on tag `t0` of stream `w % STREAMS`, spread over
+//! `NAMESPACES` namespaces. Only then it starts the operator's release binary as a child process and
+//! measures:
+//!
+//! 1. the time until every stream has every tag imported (and every workload its digest), from a
+//!    watch on ImageStreams and Deployments;
+//! 2. the operator's peak RSS (`VmHWM`) and its RSS at the end of an idle cycle (`VmRSS`);
+//! 3. its CPU time (`utime + stime`) over one idle cycle of `INTERVAL`, measured after one further
+//!    interval has passed since the first import;
+//! 4. the operator's registry requests (HEAD, manifest GET, blob GET) during the first import and
+//!    the idle cycle, from the registry's access log (only the `imagestream-operator/` User-Agent);
+//! 5. API writes from kube-apiserver's `apiserver_request_total`, by verb, resource and code class,
+//!    against a budget of one write per stream, Image, workload and Event;
+//! 6. the busiest 10 s of the idle cycle's HEADs, as a share of the cycle's HEADs;
+//! 7. push → patch latency: a new image on `repo-0:tag-0`, then the time until each subscribing
+//!    stream shows its digest and each of their workloads runs it;
+//! 8. the HEAD rate of an operator restarted with `--import-interval 1s`, against a bare keep-alive
+//!    client (8 workers, one pooled reqwest client) over the same URLs, with the operator stopped.
+//!
+//! Benchmarks report; nothing here asserts a time. The result is one markdown table, printed and
+//! written to `target/bench/report-<STREAMS>.md`, with the operator's logs beside it.
+//!
+//! ```sh
+//! make bench                                    # 10000 streams × 3 tags, 1000 repositories, 2000 workloads
+//! make bench STREAMS=200 DISTINCT=20 WORKLOADS=50 INTERVAL=20s
+//! make bench OPERATOR_BIN=$(hack/bench-build-operator.sh v0.1.0)   # an older build, for comparison
+//! ```
+//!
+//! Environment: `STREAMS` (10000), `TAGS` (3), `DISTINCT` (1000), `WORKLOADS` (2000), `NAMESPACES`
+//! (20), `INTERVAL` (60s), `OPERATOR_BIN` (target/release/imagestream-operator, under
+//! `CARGO_TARGET_DIR` when set), `OPERATOR_ARGS`
+//! (extra flags of `run`), `BENCH_CONCURRENCY` (24 pushes or creates in flight), `BURST_SECONDS`
+//! (20), `BASELINE_SECONDS` (10), `FIRST_IMPORT_TIMEOUT` (30m), `BENCH_OUT` (target/bench);
+//! `TESTENV_KEEP=1` keeps the scratch directory (logs, etcd data).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use imagestream_operator::api::ImageStream;
+use imagestream_operator::api::image_stream::{
+    ImageStreamSpec, TagImportPolicy, TagReference, TagSource,
+};
+use imagestream_operator::testenv::images::{
+    ImageConfig, ImagePusher, ManifestFormat, Platform, PushError, TestImage,
+    manifest_accept_header,
+};
+use imagestream_operator::testenv::{
+    ManagedProcess, Registry, RegistryRequest, TestEnv, free_port,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{ObjectMeta, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use rand::RngCore;
+use serde_json::json;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The operator's registry client names itself `imagestream-operator/<version>`; the bench's own
+/// pushes (`imagestream-operator-testenv`) and baseline client do not match it.
+const OPERATOR_AGENT_PREFIX: &str = "imagestream-operator/";
+const BASELINE_AGENT: &str = "imagestream-operator-bench-baseline";
+const BASELINE_WORKERS: usize = 8;
+const TRIGGERED_CONTAINER: &str = "app";
+const IMAGE_LABEL: &str = "io.imagestream-operator.bench";
+/// How long a stopped operator may take to exit after SIGTERM before it is killed (its default
+/// `--shutdown-timeout` is 20 s).
+const STOP_GRACE: Duration = Duration::from_secs(30);
+/// The sliding window of "busiest 10 s share" and of the burst rate.
+const WINDOW_SECONDS: u64 = 10;
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+
+struct Params {
+    streams: usize,
+    tags: usize,
+    distinct: usize,
+    workloads: usize,
+    namespaces: usize,
+    interval: Duration,
+    interval_text: String,
+    operator_bin: PathBuf,
+    operator_args: Vec<String>,
+    concurrency: usize,
+    burst: Duration,
+    baseline: Duration,
+    first_import_timeout: Duration,
+    out_dir: PathBuf,
+}
+
+impl Params {
+    fn from_env() -> Result<Self> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let (interval, interval_text) = env_duration("INTERVAL", "60s")?;
+        let params = Self {
+            streams: env_count("STREAMS", 10_000)?,
+            tags: env_count("TAGS", 3)?,
+            distinct: env_count("DISTINCT", 1000)?,
+            workloads: env_number("WORKLOADS", 2000)?,
+            namespaces: env_count("NAMESPACES", 20)?,
+            interval,
+            interval_text,
+            operator_bin: std::env::var_os("OPERATOR_BIN")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    // Where `cargo build --release` put it, honouring CARGO_TARGET_DIR.
+                    std::env::var_os("CARGO_TARGET_DIR")
+                        .filter(|v| !v.is_empty())
+                        .map(PathBuf::from)
+                        .unwrap_or_else(|| root.join("target"))
+                        .join("release/imagestream-operator")
+                }),
+            operator_args: std::env::var("OPERATOR_ARGS")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            concurrency: env_count("BENCH_CONCURRENCY", 24)?,
+            burst: env_duration("BURST_SECONDS", "20s")?.0,
+            baseline: env_duration("BASELINE_SECONDS", "10s")?.0,
+            first_import_timeout: env_duration("FIRST_IMPORT_TIMEOUT", "30m")?.0,
+            out_dir: std::env::var_os("BENCH_OUT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join("target/bench")),
+        };
+        if params.distinct > params.streams {
+            return Err(format!(
+                "DISTINCT ({}) must not exceed STREAMS ({}): every repository needs a stream",
+                params.distinct, params.streams
+            )
+            .into());
+        }
+        if !params.operator_bin.is_file() {
+            return Err(format!(
+                "no operator binary at {} (build it with `cargo build --release --bin imagestream-operator`, or set OPERATOR_BIN)",
+                params.operator_bin.display()
+            )
+            .into());
+        }
+        Ok(params)
+    }
+
+    fn distinct_tags(&self) -> usize {
+        self.distinct * self.tags
+    }
+
+    fn namespace_of_stream(&self, stream: usize) -> String {
+        format!("bench-{:02}", stream % self.namespaces)
+    }
+
+    fn stream_key(&self, stream: usize) -> String {
+        format!("{}/s-{stream}", self.namespace_of_stream(stream))
+    }
+
+    fn workload_stream(&self, workload: usize) -> usize {
+        workload % self.streams
+    }
+
+    fn workload_key(&self, workload: usize) -> String {
+        format!(
+            "{}/w-{workload}",
+            self.namespace_of_stream(self.workload_stream(workload))
+        )
+    }
+}
+
+fn tag_name(tag: usize) -> String {
+    format!("t{tag}")
+}
+
+fn repository(repo: usize) -> String {
+    format!("bench/repo-{repo}")
+}
+
+fn registry_tag(tag: usize) -> String {
+    format!("tag-{tag}")
+}
+
+fn env_text(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_number(name: &str, default: usize) -> Result<usize> {
+    match env_text(name) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|err| format!("{name}={text}: {err}").into()),
+    }
+}
+
+/// A number that must be at least 1.
+fn env_count(name: &str, default: usize) -> Result<usize> {
+    let value = env_number(name, default)?;
+    if value == 0 {
+        return Err(format!("{name} must be at least 1").into());
+    }
+    Ok(value)
+}
+
+/// A duration as the operator's flags spell it (`20s`, `1m`); a bare number is seconds.
+fn env_duration(name: &str, default: &str) -> Result<(Duration, String)> {
+    let text = env_text(name).unwrap_or_else(|| default.to_owned());
+    let text = text.trim();
+    let spelled = if text.chars().all(|c| c.is_ascii_digit()) {
+        format!("{text}s")
+    } else {
+        text.to_owned()
+    };
+    let duration =
+        humantime::parse_duration(&spelled).map_err(|err| format!("{name}={text}: {err}"))?;
+    if duration.is_zero() {
+        return Err(format!("{name} must be longer than zero").into());
+    }
+    Ok((duration, spelled))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report
+
+/// One row of the final table.
+struct Row {
+    section: &'static str,
+    figure: String,
+    measured: String,
+    target: String,
+}
+
+/// Every figure measured so far, in order; printed (also after a failure) as one markdown table.
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+}
+
+impl Report {
+    fn add(
+        &mut self,
+        section: &'static str,
+        figure: impl Into<String>,
+        measured: impl Into<String>,
+    ) {
+        self.check(section, figure, measured, "");
+    }
+
+    fn check(
+        &mut self,
+        section: &'static str,
+        figure: impl Into<String>,
+        measured: impl Into<String>,
+        target: impl Into<String>,
+    ) {
+        self.rows.push(Row {
+            section,
+            figure: figure.into(),
+            measured: measured.into(),
+            target: target.into(),
+        });
+    }
+
+    fn markdown(&self) -> String {
+        let cell = |text: &str| text.replace('|', "\\|").replace('\n', " ");
+        let mut out =
+            String::from("| section | figure | measured | target / check |\n|---|---|---|---|\n");
+        // Rows stay grouped by section, in the order the sections first appeared, even when a
+        // figure of an earlier section is only known later (writes trailing the first import).
+        let mut order: Vec<&str> = Vec::new();
+        for row in &self.rows {
+            if !order.contains(&row.section) {
+                order.push(row.section);
+            }
+        }
+        let mut rows: Vec<&Row> = self.rows.iter().collect();
+        rows.sort_by_key(|row| order.iter().position(|s| *s == row.section));
+        let mut last_section = "";
+        for row in rows {
+            let section = if row.section == last_section {
+                ""
+            } else {
+                row.section
+            };
+            last_section = row.section;
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                cell(section),
+                cell(&row.figure),
+                cell(&row.measured),
+                cell(&row.target)
+            ));
+        }
+        out
+    }
+}
+
+fn secs(duration: Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
+}
+
+fn ratio(numerator: f64, denominator: f64) -> f64 {
+    if denominator == 0.0 {
+        f64::NAN
+    } else {
+        numerator / denominator
+    }
+}
+
+/// `measured` against an upper bound: "ok" or how far over.
+fn at_most(measured: f64, bound: f64, what: &str) -> String {
+    if measured.is_nan() {
+        format!("{what}: not measured")
+    } else if measured <= bound + 1e-9 {
+        format!("{what}: ok")
+    } else if bound == 0.0 {
+        format!("{what}: over")
+    } else {
+        format!("{what}: over ({:.2}×)", ratio(measured, bound))
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn list(counts: &BTreeMap<String, u64>) -> String {
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+fn step(text: &str) {
+    println!("\n==> {text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Setup: images, namespaces, streams, workloads
+
+/// Counts finished items and prints a line at most every two seconds, and at the end.
+struct Progress {
+    what: &'static str,
+    total: usize,
+    done: usize,
+    started: Instant,
+    printed: Instant,
+}
+
+impl Progress {
+    fn new(what: &'static str, total: usize) -> Self {
+        let now = Instant::now();
+        Self {
+            what,
+            total,
+            done: 0,
+            started: now,
+            printed: now,
+        }
+    }
+
+    fn tick(&mut self) {
+        self.done += 1;
+        if self.done == self.total || self.printed.elapsed() >= Duration::from_secs(2) {
+            self.printed = Instant::now();
+            let elapsed = self.started.elapsed().as_secs_f64();
+            println!(
+                "    {} {}/{} ({elapsed:.0} s, {:.0}/s)",
+                self.what,
+                self.done,
+                self.total,
+                self.done as f64 / elapsed.max(0.001)
+            );
+        }
+    }
+}
+
+/// A small image whose config names its repository, tag and generation, so every registry tag
+/// (and every later push) has its own digest; the one layer is shared.
+fn bench_image(layer: &[u8], repo: usize, tag: usize, generation: u32) -> TestImage {
+    let mut config = ImageConfig::random();
+    config.labels.insert(
+        IMAGE_LABEL.into(),
+        format!("repo-{repo}:tag-{tag}#{generation}"),
+    );
+    TestImage {
+        format: ManifestFormat::Oci,
+        platform: Platform::linux("amd64"),
+        config,
+        layers: vec![layer.to_vec()],
+    }
+}
+
+/// Pushes every registry tag's image; returns how many pushes had to be retried.
+async fn push_images(pusher: &ImagePusher, p: &Params, layer: &[u8]) -> Result<usize> {
+    let jobs = (0..p.distinct).flat_map(|repo| (0..p.tags).map(move |tag| (repo, tag)));
+    let mut progress = Progress::new("pushed", p.distinct_tags());
+    let mut retried = 0;
+    stream::iter(jobs)
+        .map(|(repo, tag)| push_with_retries(pusher, repo, tag, bench_image(layer, repo, tag, 1)))
+        .buffer_unordered(p.concurrency)
+        .try_for_each(|(retries, _)| {
+            retried += retries;
+            progress.tick();
+            futures::future::ready(Ok(()))
+        })
+        .await?;
+    Ok(retried)
+}
+
+/// Distribution's filesystem storage sometimes answers 500 while another request commits the same
+/// blob into the same repository (the shared layer, pushed by several tags at once); the push is
+/// repeated then, up to four times. Returns the number of retries and the pushed digest.
+async fn push_with_retries(
+    pusher: &ImagePusher,
+    repo: usize,
+    tag: usize,
+    image: TestImage,
+) -> std::result::Result<(usize, String), PushError> {
+    let mut retries = 0;
+    loop {
+        match pusher
+            .push_image(&repository(repo), &registry_tag(tag), &image)
+            .await
+        {
+            Ok(pushed) => return Ok((retries, pushed.digest)),
+            Err(err) if retries < 4 && err.status().is_some_and(|s| s >= 500) => {
+                retries += 1;
+                tokio::time::sleep(Duration::from_millis(200 * retries as u64)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+fn bench_stream(p: &Params, registry_host: &str, index: usize) -> ImageStream {
+    let repo = index % p.distinct;
+    let tags = (0..p.tags)
+        .map(|tag| TagReference {
+            name: tag_name(tag),
+            from: Some(TagSource {
+                kind: Some("DockerImage".into()),
+                name: Some(format!(
+                    "{registry_host}/{}:{}",
+                    repository(repo),
+                    registry_tag(tag)
+                )),
+                ..TagSource::default()
+            }),
+            import_policy: Some(TagImportPolicy {
+                scheduled: Some(true),
+                insecure: Some(true),
+                ..TagImportPolicy::default()
+            }),
+            ..TagReference::default()
+        })
+        .collect();
+    let mut stream = ImageStream::new(
+        &format!("s-{index}"),
+        ImageStreamSpec {
+            tags,
+            ..ImageStreamSpec::default()
+        },
+    );
+    stream.metadata.namespace = Some(p.namespace_of_stream(index));
+    stream
+}
+
+fn bench_workload(p: &Params, index: usize) -> Result<Deployment> {
+    let stream = p.workload_stream(index);
+    let name = format!("w-{index}");
+    let triggers = json!([{
+        "from": {"kind": "ImageStreamTag", "name": format!("s-{stream}:{}", tag_name(0))},
+        "fieldPath": format!("spec.template.spec.containers[?(@.name==\"{TRIGGERED_CONTAINER}\")].image"),
+    }]);
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": p.namespace_of_stream(stream),
+            "annotations": {"image.openshift.io/triggers": triggers.to_string()},
+        },
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                // A placeholder: the trigger writes the digest reference.
+                "spec": {"containers": [{"name": TRIGGERED_CONTAINER, "image": " "}]},
+            },
+        },
+    }))?)
+}
+
+async fn create_objects(client: &Client, p: &Params, registry_host: &str) -> Result<()> {
+    let namespaces = Api::<Namespace>::all(client.clone());
+    for index in 0..p.namespaces.min(p.streams) {
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(p.namespace_of_stream(index)),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await?;
+    }
+
+    let mut progress = Progress::new("ImageStreams created", p.streams);
+    stream::iter(0..p.streams)
+        .map(|index| {
+            let stream = bench_stream(p, registry_host, index);
+            let api = Api::<ImageStream>::namespaced(client.clone(), &p.namespace_of_stream(index));
+            async move { api.create(&PostParams::default(), &stream).await }
+        })
+        .buffer_unordered(p.concurrency)
+        .try_for_each(|_| {
+            progress.tick();
+            futures::future::ready(Ok(()))
+        })
+        .await?;
+
+    let workloads = (0..p.workloads)
+        .map(|index| bench_workload(p, index))
+        .collect::<Result<Vec<_>>>()?;
+    let mut progress = Progress::new("Deployments created", p.workloads);
+    stream::iter(workloads)
+        .map(|workload| {
+            let namespace = workload.namespace().unwrap_or_default();
+            let api = Api::<Deployment>::namespaced(client.clone(), &namespace);
+            async move { api.create(&PostParams::default(), &workload).await }
+        })
+        .buffer_unordered(p.concurrency)
+        .try_for_each(|_| {
+            progress.tick();
+            futures::future::ready(Ok(()))
+        })
+        .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the watches saw
+
+#[derive(Default)]
+struct SeenStream {
+    /// Tag → (current digest, when the bench saw it become current).
+    tags: HashMap<String, (String, Instant)>,
+    complete: bool,
+}
+
+struct SeenWorkload {
+    image: String,
+    changed: Instant,
+    triggered: bool,
+}
+
+/// The state of every bench object as the watches last delivered it, with the time each change
+/// arrived; measurements read it instead of listing objects.
+#[derive(Default)]
+struct Observed {
+    expected_tags: usize,
+    streams: HashMap<String, SeenStream>,
+    complete_streams: usize,
+    streams_synced: bool,
+    workloads: HashMap<String, SeenWorkload>,
+    triggered_workloads: usize,
+    workloads_synced: bool,
+    watch_errors: usize,
+}
+
+impl Observed {
+    fn observe_stream(&mut self, stream: &ImageStream, now: Instant) {
+        let key = format!(
+            "{}/{}",
+            stream.namespace().unwrap_or_default(),
+            stream.name_any()
+        );
+        let seen = self.streams.entry(key).or_default();
+        let status = stream.status.as_ref();
+        for tag in status.iter().flat_map(|s| s.tags.iter()) {
+            if let Some(current) = tag.items.first()
+                && seen.tags.get(&tag.tag).map(|(digest, _)| digest) != Some(&current.image)
+            {
+                seen.tags
+                    .insert(tag.tag.clone(), (current.image.clone(), now));
+            }
+        }
+        let complete = (0..self.expected_tags).all(|tag| {
+            status
+                .and_then(|s| s.tag(&tag_name(tag)))
+                .is_some_and(|t| !t.items.is_empty())
+        });
+        if complete != seen.complete {
+            seen.complete = complete;
+            if complete {
+                self.complete_streams += 1;
+            } else {
+                self.complete_streams -= 1;
+            }
+        }
+    }
+
+    fn observe_workload(&mut self, deployment: &Deployment, now: Instant) {
+        let key = format!(
+            "{}/{}",
+            deployment.namespace().unwrap_or_default(),
+            deployment.name_any()
+        );
+        let image = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|pod| {
+                pod.containers
+                    .iter()
+                    .find(|c| c.name == TRIGGERED_CONTAINER)
+            })
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
+        let triggered = image.contains("@sha256:");
+        let was_triggered = match self.workloads.get_mut(&key) {
+            Some(seen) if seen.image == image => return,
+            Some(seen) => {
+                let was = seen.triggered;
+                *seen = SeenWorkload {
+                    image,
+                    changed: now,
+                    triggered,
+                };
+                was
+            }
+            None => {
+                self.workloads.insert(
+                    key,
+                    SeenWorkload {
+                        image,
+                        changed: now,
+                        triggered,
+                    },
+                );
+                false
+            }
+        };
+        match (was_triggered, triggered) {
+            (false, true) => self.triggered_workloads += 1,
+            (true, false) => self.triggered_workloads -= 1,
+            _ => {}
+        }
+    }
+}
+
+/// Aborts the watch tasks when the bench ends, however it ends.
+struct Watches(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+fn start_watches(client: &Client, observed: &Arc<Mutex<Observed>>) -> Watches {
+    let lock = |o: &Arc<Mutex<Observed>>| {
+        let o = o.clone();
+        move || o.lock().unwrap_or_else(|p| p.into_inner()).watch_errors += 1
+    };
+    let streams = {
+        let api = Api::<ImageStream>::all(client.clone());
+        let observed = observed.clone();
+        let count_error = lock(&observed);
+        tokio::spawn(async move {
+            let mut events = pin!(watcher(api, watcher::Config::default()).default_backoff());
+            while let Some(event) = events.next().await {
+                let now = Instant::now();
+                match event {
+                    Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => observed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .observe_stream(&s, now),
+                    Ok(watcher::Event::InitDone) => {
+                        observed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .streams_synced = true
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        eprintln!("    (ImageStream watch: {err}; it restarts)");
+                        count_error();
+                    }
+                }
+            }
+        })
+    };
+    let workloads = {
+        let api = Api::<Deployment>::all(client.clone());
+        let observed = observed.clone();
+        let count_error = lock(&observed);
+        tokio::spawn(async move {
+            let mut events = pin!(watcher(api, watcher::Config::default()).default_backoff());
+            while let Some(event) = events.next().await {
+                let now = Instant::now();
+                match event {
+                    Ok(watcher::Event::Apply(d) | watcher::Event::InitApply(d)) => observed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .observe_workload(&d, now),
+                    Ok(watcher::Event::InitDone) => {
+                        observed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .workloads_synced = true
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        eprintln!("    (Deployment watch: {err}; it restarts)");
+                        count_error();
+                    }
+                }
+            }
+        })
+    };
+    Watches(vec![streams, workloads])
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator process
+
+struct Operator {
+    process: ManagedProcess,
+    started: Instant,
+    log: PathBuf,
+}
+
+impl Operator {
+    fn start(p: &Params, env: &TestEnv, interval: &str, log: &Path) -> Result<Self> {
+        let mut command = Command::new(&p.operator_bin);
+        command
+            .args([
+                "run",
+                "--leader-elect=false",
+                "--import-interval",
+                interval,
+                "--registry-rate-limit",
+                "0",
+                "--http-addr",
+                &format!("127.0.0.1:{}", free_port()?),
+                "--log-format",
+                "json",
+            ])
+            .args(&p.operator_args)
+            .env("KUBECONFIG", env.kubeconfig());
+        let process = ManagedProcess::spawn("imagestream-operator", command, log)
+            .map_err(|err| format!("could not start {}: {err}", p.operator_bin.display()))?;
+        println!(
+            "    operator pid {} (--import-interval {interval}), log: {}",
+            process.id(),
+            log.display()
+        );
+        Ok(Self {
+            process,
+            started: Instant::now(),
+            log: log.to_owned(),
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// An error with the log's last lines when the operator has exited.
+    fn ensure_running(&mut self) -> Result<()> {
+        match self.process.exited() {
+            None => Ok(()),
+            Some(status) => Err(format!(
+                "the operator exited ({status}); last log lines:\n{}",
+                self.process.log_tail(20)
+            )
+            .into()),
+        }
+    }
+
+    /// Sleeps, checking every second that the operator still runs.
+    async fn sleep(&mut self, duration: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + duration;
+        loop {
+            self.ensure_running()?;
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep((deadline - now).min(Duration::from_secs(1))).await;
+        }
+    }
+
+    /// SIGTERM, then up to [`STOP_GRACE`] for it to exit; killed after that. Says how it ended.
+    async fn stop(&mut self) -> String {
+        let asked = Instant::now();
+        self.process.terminate();
+        while asked.elapsed() < STOP_GRACE {
+            if let Some(status) = self.process.exited() {
+                return format!(
+                    "{status} {:.1} s after SIGTERM",
+                    asked.elapsed().as_secs_f64()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.process.kill();
+        format!("still running {} after SIGTERM; killed", secs(STOP_GRACE))
+    }
+}
+
+/// `utime + stime` of a process, in seconds.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces and parentheses; the fields after the last `)` do not.
+    let (_, rest) = stat.rsplit_once(')').ok_or("unreadable /proc/<pid>/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3 of stat(5), so utime (14) and stime (15) are at 11 and 12.
+    let ticks: f64 = fields.get(11).ok_or("no utime")?.parse::<f64>()?
+        + fields.get(12).ok_or("no stime")?.parse::<f64>()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(ticks / per_second)
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmHWM`, `VmRSS`).
+fn memory_kib(pid: u32, field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no {field} in /proc/{pid}/status").into())
+}
+
+/// Level counts of a JSON log, and the most frequent WARN/ERROR messages.
+fn log_summary(path: &Path) -> (BTreeMap<String, u64>, Vec<(String, u64)>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut levels = BTreeMap::new();
+    let mut problems: HashMap<String, u64> = HashMap::new();
+    for line in text.lines() {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+            *levels.entry("(not JSON)".to_owned()).or_default() += 1;
+            continue;
+        };
+        let level = entry["level"].as_str().unwrap_or("?").to_owned();
+        if level == "WARN" || level == "ERROR" {
+            let message = entry["fields"]["message"]
+                .as_str()
+                .or_else(|| entry["message"].as_str())
+                .unwrap_or("?");
+            let mut message: String = message.chars().take(120).collect();
+            if let Some(error) = entry["fields"]["error"].as_str() {
+                message.push_str(": ");
+                message.extend(error.chars().take(80));
+            }
+            *problems.entry(format!("{level} {message}")).or_default() += 1;
+        }
+        *levels.entry(level).or_default() += 1;
+    }
+    let mut problems: Vec<_> = problems.into_iter().collect();
+    problems.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    problems.truncate(3);
+    (levels, problems)
+}
+
+// ---------------------------------------------------------------------------------------------
+// kube-apiserver's request counters
+
+/// The labels of `apiserver_request_total` the bench reads.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RequestKey {
+    verb: String,
+    resource: String,
+    code: String,
+}
+
+#[derive(Debug, Default, Clone)]
+struct ApiCounts(HashMap<RequestKey, f64>);
+
+const READ_VERBS: [&str; 4] = ["GET", "LIST", "WATCH", "CONNECT"];
+/// Written by kube-apiserver itself (the `kubernetes` Service's endpoint reconciler), never by the
+/// operator: reported apart from the operator's writes.
+const APISERVER_OWN_RESOURCES: [&str; 2] = ["endpoints", "endpointslices"];
+
+impl ApiCounts {
+    async fn scrape(client: &Client) -> Result<Self> {
+        let request = http::Request::get("/metrics").body(Vec::new())?;
+        Ok(Self::parse(&client.request_text(request).await?))
+    }
+
+    /// The `apiserver_request_total` samples of a Prometheus text exposition, summed by verb,
+    /// `resource[/subresource]` and code.
+    fn parse(text: &str) -> Self {
+        let mut counts = HashMap::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+                continue;
+            };
+            let Some((labels, value)) = rest.rsplit_once('}') else {
+                continue;
+            };
+            let Ok(value) = value.trim().parse::<f64>() else {
+                continue;
+            };
+            let labels = parse_labels(labels);
+            let label = |name: &str| labels.get(name).cloned().unwrap_or_default();
+            let subresource = label("subresource");
+            let resource = if subresource.is_empty() {
+                label("resource")
+            } else {
+                format!("{}/{subresource}", label("resource"))
+            };
+            let key = RequestKey {
+                verb: label("verb"),
+                resource,
+                code: label("code"),
+            };
+            *counts.entry(key).or_insert(0.0) += value;
+        }
+        Self(counts)
+    }
+
+    fn since(&self, before: &ApiCounts) -> ApiCounts {
+        Self(
+            self.0
+                .iter()
+                .map(|(key, after)| {
+                    let delta = after - before.0.get(key).copied().unwrap_or(0.0);
+                    (key.clone(), delta.max(0.0))
+                })
+                .filter(|(_, delta)| *delta > 0.0)
+                .collect(),
+        )
+    }
+
+    fn summary(&self) -> ApiSummary {
+        let mut summary = ApiSummary::default();
+        for (key, value) in &self.0 {
+            let value = *value as u64;
+            let code: u16 = key.code.parse().unwrap_or(0);
+            if code >= 500 {
+                summary.server_errors_all += value;
+            }
+            if READ_VERBS.contains(&key.verb.as_str()) {
+                summary.reads += value;
+                continue;
+            }
+            if APISERVER_OWN_RESOURCES.contains(&key.resource.as_str()) {
+                summary.apiserver_own_writes += value;
+                continue;
+            }
+            summary.writes += value;
+            *summary.by_verb.entry(key.verb.clone()).or_default() += value;
+            *summary.by_resource.entry(key.resource.clone()).or_default() += value;
+            *summary
+                .by_class
+                .entry(format!("{}xx", code / 100))
+                .or_default() += value;
+            if code == 409 {
+                summary.conflicts += value;
+                *summary
+                    .conflicts_by_resource
+                    .entry(key.resource.clone())
+                    .or_default() += value;
+            }
+            if code >= 500 {
+                summary.server_errors += value;
+            }
+        }
+        summary
+    }
+}
+
+fn parse_labels(text: &str) -> HashMap<String, String> {
+    let mut labels = HashMap::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| *c == ',' || c.is_whitespace()).is_some() {}
+        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=')).collect();
+        if key.is_empty() || chars.next() != Some('=') || chars.next() != Some('"') {
+            return labels;
+        }
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => value.extend(chars.next()),
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.insert(key, value);
+    }
+}
+
+#[derive(Debug, Default)]
+struct ApiSummary {
+    writes: u64,
+    reads: u64,
+    by_verb: BTreeMap<String, u64>,
+    by_resource: BTreeMap<String, u64>,
+    by_class: BTreeMap<String, u64>,
+    conflicts: u64,
+    conflicts_by_resource: BTreeMap<String, u64>,
+    server_errors: u64,
+    server_errors_all: u64,
+    apiserver_own_writes: u64,
+}
+
+fn report_api(report: &mut Report, section: &'static str, summary: &ApiSummary) {
+    report.add(section, "API writes", summary.writes.to_string());
+    report.add(section, "API writes by verb", list(&summary.by_verb));
+    report.add(
+        section,
+        "API writes by resource",
+        list(&summary.by_resource),
+    );
+    report.add(section, "API writes by code class", list(&summary.by_class));
+    report.check(
+        section,
+        "API write conflicts (409)",
+        if summary.conflicts == 0 {
+            "0".to_owned()
+        } else {
+            format!(
+                "{} ({})",
+                summary.conflicts,
+                list(&summary.conflicts_by_resource)
+            )
+        },
+        at_most(summary.conflicts as f64, 0.0, "0"),
+    );
+    report.check(
+        section,
+        "API 5xx (writes / all requests)",
+        format!("{} / {}", summary.server_errors, summary.server_errors_all),
+        at_most(summary.server_errors_all as f64, 0.0, "0"),
+    );
+    report.add(
+        section,
+        "API reads (GET, LIST, WATCH; the bench's watches included)",
+        summary.reads.to_string(),
+    );
+    report.add(
+        section,
+        "kube-apiserver's own writes (endpoints; not counted above)",
+        summary.apiserver_own_writes.to_string(),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The registry's access log
+
+#[derive(Debug, Default)]
+struct RegistryWindow {
+    heads: usize,
+    manifest_gets: usize,
+    blob_gets: usize,
+    other: usize,
+    failed: usize,
+}
+
+fn is_operator(request: &RegistryRequest) -> bool {
+    request.user_agent.starts_with(OPERATOR_AGENT_PREFIX)
+}
+
+/// The operator's requests among `requests`, by kind.
+fn registry_window(requests: &[RegistryRequest]) -> RegistryWindow {
+    let mut window = RegistryWindow::default();
+    for request in requests.iter().filter(|r| is_operator(r)) {
+        let path = request.path.split('?').next().unwrap_or_default();
+        match request.method.as_str() {
+            "HEAD" => window.heads += 1,
+            "GET" if path.contains("/manifests/") => window.manifest_gets += 1,
+            "GET" if path.contains("/blobs/") => window.blob_gets += 1,
+            _ => window.other += 1,
+        }
+        if request.status >= 400 {
+            window.failed += 1;
+        }
+    }
+    window
+}
+
+/// The requests logged between two marks (lengths of the log at two moments).
+fn window_of(requests: &[RegistryRequest], from: usize, to: usize) -> &[RegistryRequest] {
+    requests
+        .get(from..to.min(requests.len()))
+        .unwrap_or_default()
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// The operator's HEADs per second of the log, for seconds in `[from, to)`.
+fn heads_per_second(requests: &[RegistryRequest], from: u64, to: u64) -> BTreeMap<u64, usize> {
+    let mut per_second = BTreeMap::new();
+    for request in requests
+        .iter()
+        .filter(|r| is_operator(r) && r.method == "HEAD")
+    {
+        if let Some(second) = request.time.map(unix_seconds)
+            && (from..to).contains(&second)
+        {
+            *per_second.entry(second).or_default() += 1;
+        }
+    }
+    per_second
+}
+
+/// The largest count of any `WINDOW_SECONDS` window (sliding by one second) within `[from, to)`.
+fn busiest_window(per_second: &BTreeMap<u64, usize>, from: u64, to: u64) -> usize {
+    let last_start = to.saturating_sub(WINDOW_SECONDS).max(from);
+    (from..=last_start)
+        .map(|start| {
+            per_second
+                .range(start..start + WINDOW_SECONDS)
+                .map(|(_, n)| n)
+                .sum()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let params = match Params::from_env() {
+        Ok(params) => params,
+        Err(err) => {
+            eprintln!("bench: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let mut report = Report::default();
+    let started = Instant::now();
+    let outcome = tokio::select! {
+        outcome = run(&params, &mut report) => outcome,
+        _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+    };
+    report.add("run", "whole run", secs(started.elapsed()));
+    let table = report.markdown();
+    println!("\n{table}");
+    let failed = outcome.as_ref().err().map(|err| err.to_string());
+    match write_report(&params, &table, failed.as_deref()) {
+        Ok(path) => println!("report: {}", path.display()),
+        Err(err) => eprintln!("bench: could not write the report: {err}"),
+    }
+    match failed {
+        None => std::process::ExitCode::SUCCESS,
+        Some(err) => {
+            eprintln!("bench: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_report(p: &Params, table: &str, failed: Option<&str>) -> Result<PathBuf> {
+    std::fs::create_dir_all(&p.out_dir)?;
+    let path = p.out_dir.join(format!("report-{}.md", p.streams));
+    let when = humantime::format_rfc3339_seconds(SystemTime::now());
+    let mut text = format!(
+        "# imagestream-operator bench, {} streams ({when})\n\n",
+        p.streams
+    );
+    if let Some(err) = failed {
+        text.push_str(&format!("**The run failed: {err}**\n\n"));
+    }
+    text.push_str(table);
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// Copies an operator log out of the scratch directory (removed at exit) next to the report.
+fn keep_log(p: &Params, log: &Path, name: &str) -> Option<PathBuf> {
+    let kept = p.out_dir.join(format!("operator-{}-{name}.log", p.streams));
+    std::fs::create_dir_all(&p.out_dir).ok()?;
+    std::fs::copy(log, &kept).ok()?;
+    Some(kept)
+}
+
+async fn run(p: &Params, report: &mut Report) -> Result<()> {
+    report_parameters(p, report);
+
+    step("Starting etcd, kube-apiserver and a registry on 127.0.0.1 (no kube-controller-manager)");
+    let env = TestEnv::start().await?;
+    let client = env.client().await;
+    let scratch = env
+        .kubeconfig()
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_else(std::env::temp_dir);
+    println!(
+        "    registry {}, scratch directory {}",
+        env.registry().base_url(),
+        scratch.display()
+    );
+    let bench = Bench {
+        p,
+        env: &env,
+        client,
+        observed: Arc::new(Mutex::new(Observed {
+            expected_tags: p.tags,
+            ..Observed::default()
+        })),
+    };
+    let watches = setup(&bench, report).await?;
+
+    step("Starting the operator; waiting until every stream has every tag imported");
+    let before = Marks::take(&bench).await?;
+    let log = scratch.join("operator-1.log");
+    let mut operator = Operator::start(p, &env, &p.interval_text, &log)?;
+    let result = with_first_operator(&bench, &mut operator, report, before).await;
+    drop(watches);
+    let stopped = operator.stop().await;
+    report.add("operator", "first run stopped", stopped);
+    summarize_log(p, report, &operator.log, "run1");
+    result?;
+
+    burst(&bench, report, &scratch.join("operator-2.log")).await
+}
+
+/// What every phase works with.
+struct Bench<'a> {
+    p: &'a Params,
+    env: &'a TestEnv,
+    client: Client,
+    observed: Arc<Mutex<Observed>>,
+}
+
+impl Bench<'_> {
+    fn registry(&self) -> &Registry {
+        self.env.registry()
+    }
+
+    fn observed(&self) -> std::sync::MutexGuard<'_, Observed> {
+        self.observed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The API request counters and the length of the registry's log at one moment.
+struct Marks {
+    api: ApiCounts,
+    registry: usize,
+}
+
+impl Marks {
+    async fn take(bench: &Bench<'_>) -> Result<Self> {
+        Ok(Self {
+            api: ApiCounts::scrape(&bench.client).await?,
+            registry: bench.registry().requests().len(),
+        })
+    }
+}
+
+fn report_parameters(p: &Params, report: &mut Report) {
+    let section = "parameters";
+    report.add(
+        section,
+        "streams × tags",
+        format!("{} × {}", p.streams, p.tags),
+    );
+    report.add(
+        section,
+        "distinct repositories / registry tags (= digests)",
+        format!("{} / {}", p.distinct, p.distinct_tags()),
+    );
+    report.add(
+        section,
+        "streams per registry tag",
+        format!("{:.1}", p.streams as f64 / p.distinct as f64),
+    );
+    report.add(
+        section,
+        "workloads (Deployments, trigger on t0)",
+        p.workloads.to_string(),
+    );
+    report.add(section, "namespaces", p.namespaces.to_string());
+    report.add(section, "--import-interval", p.interval_text.clone());
+    report.add(
+        section,
+        "operator binary",
+        p.operator_bin.display().to_string(),
+    );
+    report.add(
+        section,
+        "operator flags",
+        format!(
+            "run --leader-elect=false --registry-rate-limit 0 --log-format json {}",
+            p.operator_args.join(" ")
+        ),
+    );
+    report.add(
+        section,
+        "machine",
+        format!(
+            "{} CPUs; kube-apiserver v1.20.2, etcd and the registry on the same host",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ),
+    );
+}
+
+/// Pushes the images, creates the objects and starts the watches, returning once the watches
+/// have listed every object.
+async fn setup(bench: &Bench<'_>, report: &mut Report) -> Result<Watches> {
+    let p = bench.p;
+    let started = Instant::now();
+    step(&format!(
+        "Pushing {} repositories × {} tags (one image each), {} in flight",
+        p.distinct, p.tags, p.concurrency
+    ));
+    let pusher = ImagePusher::for_registry(bench.registry());
+    let mut layer = vec![0u8; 1024];
+    rand::rng().fill_bytes(&mut layer);
+    let push_retries = push_images(&pusher, p, &layer).await?;
+    let push_time = started.elapsed();
+
+    step(&format!(
+        "Creating {} namespaces, {} ImageStreams and {} Deployments",
+        p.namespaces.min(p.streams),
+        p.streams,
+        p.workloads
+    ));
+    let create_started = Instant::now();
+    create_objects(&bench.client, p, bench.registry().host()).await?;
+    let create_time = create_started.elapsed();
+
+    step("Watching ImageStreams and Deployments");
+    let watches = start_watches(&bench.client, &bench.observed);
+    wait_for(
+        "the watches' initial lists",
+        Duration::from_secs(600),
+        || {
+            let o = bench.observed();
+            (o.streams_synced
+                && o.workloads_synced
+                && o.streams.len() >= p.streams
+                && o.workloads.len() >= p.workloads)
+                .then_some(())
+        },
+    )
+    .await?;
+    report.add(
+        "setup",
+        "push, create, watch (all before the operator starts)",
+        format!(
+            "{} (push {}, create {})",
+            secs(started.elapsed()),
+            secs(push_time),
+            secs(create_time)
+        ),
+    );
+    if push_retries > 0 {
+        report.add(
+            "setup",
+            "pushes repeated after a registry 500",
+            push_retries.to_string(),
+        );
+    }
+    Ok(watches)
+}
+
+fn summarize_log(p: &Params, report: &mut Report, log: &Path, name: &str) {
+    let (levels, problems) = log_summary(log);
+    let kept = keep_log(p, log, name)
+        .map(|k| k.display().to_string())
+        .unwrap_or_else(|| log.display().to_string());
+    report.add(
+        "operator",
+        format!("{name} log lines by level ({kept})"),
+        list(&levels),
+    );
+    if !problems.is_empty() {
+        report.add(
+            "operator",
+            format!("{name} most frequent WARN/ERROR"),
+            problems
+                .iter()
+                .map(|(message, n)| format!("{n}× {message}"))
+                .collect::<Vec<_>>()
+                .join(" · "),
+        );
+    }
+}
+
+/// Polls `probe` every 200 ms until it answers, or fails after `timeout`.
+async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out after {} waiting for {what}", secs(timeout)).into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Everything measured while the first operator runs: first import, idle cycle, push → patch,
+/// and its memory over all of them.
+async fn with_first_operator(
+    bench: &Bench<'_>,
+    operator: &mut Operator,
+    report: &mut Report,
+    before: Marks,
+) -> Result<()> {
+    let first = first_import(bench, operator, report, &before).await?;
+    let steady_rss = idle_cycle(bench, operator, report, &first).await?;
+    push_to_patch(bench, operator, report).await?;
+    let section = "memory";
+    report.add(
+        section,
+        "peak RSS (VmHWM)",
+        mib(memory_kib(operator.pid(), "VmHWM")?),
+    );
+    report.add(
+        section,
+        "steady RSS (VmRSS, end of the idle cycle)",
+        mib(steady_rss),
+    );
+    let watch_errors = bench.observed().watch_errors;
+    if watch_errors > 0 {
+        report.add(
+            "setup",
+            "the bench's watch errors (restarted)",
+            watch_errors.to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// What the idle cycle compares the first import's writes with.
+struct FirstImport {
+    end: Marks,
+    writes: u64,
+    budget: usize,
+}
+
+/// 1, 4, 5: waits until every stream has every tag and every workload its digest (or
+/// `FIRST_IMPORT_TIMEOUT`), and reports the time, registry requests and API writes it took.
+async fn first_import(
+    bench: &Bench<'_>,
+    operator: &mut Operator,
+    report: &mut Report,
+    before: &Marks,
+) -> Result<FirstImport> {
+    let p = bench.p;
+    let pid = operator.pid();
+    let deadline = operator.started + p.first_import_timeout;
+    let mut printed = Instant::now();
+    let mut streams_done: Option<Duration> = None;
+    let mut workloads_done: Option<Duration> = None;
+    let (streams, workloads) = loop {
+        operator.ensure_running()?;
+        let (streams, workloads) = {
+            let o = bench.observed();
+            (o.complete_streams, o.triggered_workloads)
+        };
+        let now = Instant::now();
+        if streams >= p.streams && streams_done.is_none() {
+            streams_done = Some(now - operator.started);
+        }
+        if workloads >= p.workloads && workloads_done.is_none() {
+            workloads_done = Some(now - operator.started);
+        }
+        if (streams_done.is_some() && workloads_done.is_some()) || now > deadline {
+            break (streams, workloads);
+        }
+        if printed.elapsed() >= Duration::from_secs(5) {
+            printed = now;
+            println!(
+                "    {:>5.0} s: streams {streams}/{}, workloads {workloads}/{}, operator RSS {}, CPU {:.1} s",
+                operator.started.elapsed().as_secs_f64(),
+                p.streams,
+                p.workloads,
+                mib(memory_kib(pid, "VmRSS").unwrap_or(0)),
+                cpu_seconds(pid).unwrap_or(f64::NAN)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let import_cpu = cpu_seconds(pid)?;
+    let import_rss = memory_kib(pid, "VmRSS")?;
+    let end = Marks::take(bench).await?;
+
+    let section = "first import";
+    let incomplete = |done: usize, total: usize| {
+        format!(
+            "incomplete: {done}/{total} after {}",
+            secs(p.first_import_timeout)
+        )
+    };
+    report.add(
+        section,
+        "time to full first import (every stream, every tag)",
+        streams_done.map_or_else(|| incomplete(streams, p.streams), secs),
+    );
+    report.add(
+        section,
+        "time until every workload runs its digest",
+        workloads_done.map_or_else(|| incomplete(workloads, p.workloads), secs),
+    );
+    report.add(
+        section,
+        "operator CPU for the first import / RSS after it",
+        format!("{import_cpu:.1} s / {}", mib(import_rss)),
+    );
+    let requests = bench.registry().requests();
+    let window = registry_window(window_of(&requests, before.registry, end.registry));
+    let distinct_tags = p.distinct_tags() as f64;
+    let per_tag = |n: usize| ratio(n as f64, distinct_tags);
+    report.check(
+        section,
+        "registry HEADs (first-import HEADs / distinct tags)",
+        format!("{} ({:.2})", window.heads, per_tag(window.heads)),
+        at_most(per_tag(window.heads), 1.0, "1 per distinct tag"),
+    );
+    report.check(
+        section,
+        "manifest GETs (per distinct digest)",
+        format!(
+            "{} ({:.2})",
+            window.manifest_gets,
+            per_tag(window.manifest_gets)
+        ),
+        at_most(per_tag(window.manifest_gets), 1.0, "1 per digest"),
+    );
+    report.check(
+        section,
+        "blob GETs (per distinct digest)",
+        format!("{} ({:.2})", window.blob_gets, per_tag(window.blob_gets)),
+        at_most(per_tag(window.blob_gets), 1.0, "1 (the config) per digest"),
+    );
+    report.add(
+        section,
+        "other registry requests / answers ≥ 400",
+        format!("{} / {}", window.other, window.failed),
+    );
+    let api = end.api.since(&before.api).summary();
+    report_api(report, section, &api);
+    // One status write per stream, one Image per digest, one patch per workload, one Event per
+    // imported tag and per rolled workload.
+    let events = p.streams * p.tags + p.workloads;
+    let budget = p.streams + p.distinct_tags() + p.workloads + events;
+    report.check(
+        section,
+        "API writes / budget",
+        format!(
+            "{} / {budget} = {:.2}",
+            api.writes,
+            ratio(api.writes as f64, budget as f64)
+        ),
+        format!(
+            "budget = streams {} + Images {} + workloads {} + Events {events} (one per imported tag and per rolled workload); {}",
+            p.streams,
+            p.distinct_tags(),
+            p.workloads,
+            at_most(api.writes as f64 / budget as f64, 1.0, "≤ 1")
+        ),
+    );
+    Ok(FirstImport {
+        end,
+        writes: api.writes,
+        budget,
+    })
+}
+
+/// 2, 3, 4, 5, 6: lets one interval pass, then measures one: CPU, RSS, registry requests and their
+/// spread, API writes. Returns the RSS at its end.
+async fn idle_cycle(
+    bench: &Bench<'_>,
+    operator: &mut Operator,
+    report: &mut Report,
+    first: &FirstImport,
+) -> Result<u64> {
+    let p = bench.p;
+    let pid = operator.pid();
+    step(&format!(
+        "Letting one interval ({}) pass, then measuring one idle cycle",
+        secs(p.interval)
+    ));
+    operator.sleep(p.interval).await?;
+    let start = Marks::take(bench).await?;
+    let cycle_from = SystemTime::now();
+    let cpu_start = cpu_seconds(pid)?;
+    operator.sleep(p.interval).await?;
+    let cpu_end = cpu_seconds(pid)?;
+    let cycle_to = SystemTime::now();
+    let steady_rss = memory_kib(pid, "VmRSS")?;
+    let requests = bench.registry().requests();
+    let cycle = window_of(&requests, start.registry, requests.len());
+    let api_end = ApiCounts::scrape(&bench.client).await?;
+
+    let section = "idle cycle";
+    let cpu = cpu_end - cpu_start;
+    report.add(
+        section,
+        "operator CPU per idle cycle (utime + stime)",
+        format!(
+            "{cpu:.2} s ({:.1} % of one core)",
+            100.0 * cpu / cycle_to.duration_since(cycle_from)?.as_secs_f64()
+        ),
+    );
+    report.add(
+        section,
+        "steady RSS (VmRSS at the end of the cycle)",
+        mib(steady_rss),
+    );
+    let idle = registry_window(cycle);
+    let distinct_tags = p.distinct_tags() as f64;
+    report.check(
+        section,
+        "registry HEADs (idle HEADs / distinct tags)",
+        format!(
+            "{} ({:.2})",
+            idle.heads,
+            ratio(idle.heads as f64, distinct_tags)
+        ),
+        at_most(idle.heads as f64 / distinct_tags, 1.0, "1 per distinct tag"),
+    );
+    report.check(
+        section,
+        "manifest GETs / blob GETs / other",
+        format!(
+            "{} / {} / {}",
+            idle.manifest_gets, idle.blob_gets, idle.other
+        ),
+        at_most((idle.manifest_gets + idle.blob_gets) as f64, 0.0, "0 GETs"),
+    );
+    let (from, to) = (unix_seconds(cycle_from), unix_seconds(cycle_to));
+    let per_second = heads_per_second(cycle, from, to);
+    let in_cycle: usize = per_second.values().sum();
+    let busiest = busiest_window(&per_second, from, to);
+    let share = ratio(busiest as f64, in_cycle as f64);
+    let even = WINDOW_SECONDS as f64 / (to - from).max(1) as f64;
+    report.check(
+        section,
+        "busiest 10 s share of the cycle's HEADs",
+        format!("{share:.3} ({busiest} of {in_cycle})"),
+        format!(
+            "even spread = 10 s / interval = {even:.3}; {}",
+            at_most(share, 2.0 * even, "≤ 2× even")
+        ),
+    );
+    let settle = start.api.since(&first.end.api).summary();
+    report.check(
+        section,
+        "API writes in the interval after the first import (not endpoints)",
+        format!("{} ({})", settle.writes, list(&settle.by_resource)),
+        at_most(settle.writes as f64, 0.0, "0"),
+    );
+    let trailing = first.writes + settle.writes;
+    report.check(
+        "first import",
+        "API writes / budget, with the interval after it",
+        format!(
+            "{trailing} / {} = {:.2}",
+            first.budget,
+            ratio(trailing as f64, first.budget as f64)
+        ),
+        at_most(trailing as f64 / first.budget as f64, 1.0, "≤ 1"),
+    );
+    let cycle_api = api_end.since(&start.api).summary();
+    report.check(
+        section,
+        "API writes in the idle cycle (not endpoints)",
+        format!("{} ({})", cycle_api.writes, list(&cycle_api.by_resource)),
+        at_most(cycle_api.writes as f64, 0.0, "0"),
+    );
+    report.check(
+        section,
+        "API 409 / 5xx in the idle cycle",
+        format!("{} / {}", cycle_api.conflicts, cycle_api.server_errors_all),
+        at_most(
+            (cycle_api.conflicts + cycle_api.server_errors_all) as f64,
+            0.0,
+            "0",
+        ),
+    );
+    Ok(steady_rss)
+}
+
+/// 7: pushes a new image to `repo-0:tag-0` and reports when each subscribing stream showed its
+/// digest and each of their workloads ran it, as the watches saw them.
+async fn push_to_patch(
+    bench: &Bench<'_>,
+    operator: &mut Operator,
+    report: &mut Report,
+) -> Result<()> {
+    let p = bench.p;
+    step("Pushing a new image to repo-0:tag-0; waiting for its streams and workloads");
+    let subscribers: Vec<String> = (0..p.streams)
+        .filter(|i| i.is_multiple_of(p.distinct))
+        .map(|i| p.stream_key(i))
+        .collect();
+    let subscribed_workloads: Vec<String> = (0..p.workloads)
+        .filter(|w| p.workload_stream(*w).is_multiple_of(p.distinct))
+        .map(|w| p.workload_key(w))
+        .collect();
+    let pusher = ImagePusher::for_registry(bench.registry());
+    let mut layer = vec![0u8; 1024];
+    rand::rng().fill_bytes(&mut layer);
+    let image = bench_image(&layer, 0, 0, 2);
+    let (_, digest) = push_with_retries(&pusher, 0, 0, image).await?;
+    // The manifest PUT is the push's last request: the tag moved just now.
+    let pushed_at = Instant::now();
+    let t0 = tag_name(0);
+    let timeout = p.interval * 2 + Duration::from_secs(60);
+    let mut printed = Instant::now();
+    let (streams, workloads) = loop {
+        operator.ensure_running()?;
+        let (streams, workloads) = {
+            let o = bench.observed();
+            let streams: Vec<Duration> = subscribers
+                .iter()
+                .filter_map(|key| {
+                    let (seen, at) = o.streams.get(key)?.tags.get(&t0)?;
+                    (*seen == digest).then(|| at.saturating_duration_since(pushed_at))
+                })
+                .collect();
+            let workloads: Vec<Duration> = subscribed_workloads
+                .iter()
+                .filter_map(|key| {
+                    let seen = o.workloads.get(key)?;
+                    seen.image
+                        .ends_with(&digest)
+                        .then(|| seen.changed.saturating_duration_since(pushed_at))
+                })
+                .collect();
+            (streams, workloads)
+        };
+        let done =
+            streams.len() == subscribers.len() && workloads.len() == subscribed_workloads.len();
+        if done || pushed_at.elapsed() > timeout {
+            break (streams, workloads);
+        }
+        if printed.elapsed() >= Duration::from_secs(5) {
+            printed = Instant::now();
+            println!(
+                "    {:>4.0} s: streams {}/{}, workloads {}/{}",
+                pushed_at.elapsed().as_secs_f64(),
+                streams.len(),
+                subscribers.len(),
+                workloads.len(),
+                subscribed_workloads.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let bound = p.interval + Duration::from_secs(2);
+    let section = "push → patch";
+    let check = |latencies: &[Duration], total: usize, kind: &str| {
+        if latencies.len() < total {
+            return format!(
+                "only {} of {total} {kind} moved within {}",
+                latencies.len(),
+                secs(timeout)
+            );
+        }
+        let max = latencies.iter().max().copied().unwrap_or_default();
+        at_most(
+            max.as_secs_f64(),
+            bound.as_secs_f64(),
+            &format!("max ≤ interval + 2 s = {}", secs(bound)),
+        )
+    };
+    report.check(
+        section,
+        "streams showing the new digest",
+        latency_summary(&streams, subscribers.len()),
+        check(&streams, subscribers.len(), "streams"),
+    );
+    let spread = streams.iter().max().copied().unwrap_or_default()
+        - streams.iter().min().copied().unwrap_or_default();
+    report.add(
+        section,
+        "spread, first to last stream",
+        format!("{:.2} s", spread.as_secs_f64()),
+    );
+    if !subscribed_workloads.is_empty() {
+        report.check(
+            section,
+            "workloads running the new digest",
+            latency_summary(&workloads, subscribed_workloads.len()),
+            check(&workloads, subscribed_workloads.len(), "workloads"),
+        );
+    }
+    Ok(())
+}
+
+/// `min · median · max (n objects)`.
+fn latency_summary(latencies: &[Duration], total: usize) -> String {
+    let mut sorted = latencies.to_vec();
+    sorted.sort();
+    let at = |i: usize| sorted.get(i).copied().unwrap_or_default().as_secs_f64();
+    format!(
+        "min {:.2} s · median {:.2} s · max {:.2} s ({} of {total} objects)",
+        at(0),
+        at(sorted.len() / 2),
+        at(sorted.len().saturating_sub(1)),
+        sorted.len()
+    )
+}
+
+/// 8: an operator with `--import-interval 1s` for `BURST_SECONDS`, its HEAD rate over the last
+/// 10 s, then — with the operator stopped — a bare keep-alive client over the same URLs.
+async fn burst(bench: &Bench<'_>, report: &mut Report, log: &Path) -> Result<()> {
+    let p = bench.p;
+    step(&format!(
+        "Restarting the operator with --import-interval 1s for {}",
+        secs(p.burst)
+    ));
+    let mut operator = Operator::start(p, bench.env, "1s", log)?;
+    let ran = operator.sleep(p.burst).await;
+    let end = unix_seconds(SystemTime::now());
+    let stopped = operator.stop().await;
+    report.add("operator", "burst run stopped", stopped);
+    summarize_log(p, report, &operator.log, "run2");
+    ran?;
+    let requests = bench.registry().requests();
+    let operator_heads: usize =
+        heads_per_second(&requests, end.saturating_sub(WINDOW_SECONDS), end)
+            .values()
+            .sum();
+    let operator_rate = operator_heads as f64 / WINDOW_SECONDS as f64;
+
+    step(&format!(
+        "Baseline: {BASELINE_WORKERS} keep-alive workers sending the same HEADs for {}",
+        secs(p.baseline)
+    ));
+    let (ok, failed, elapsed) = baseline(p, &bench.registry().base_url()).await?;
+    let baseline_rate = ok as f64 / elapsed.as_secs_f64();
+    let section = "burst (--import-interval 1s)";
+    report.add(
+        section,
+        format!(
+            "operator HEAD rate (last {WINDOW_SECONDS} s of {})",
+            secs(p.burst)
+        ),
+        format!("{operator_rate:.0}/s ({operator_heads} HEADs)"),
+    );
+    report.add(
+        section,
+        format!(
+            "bare client HEAD rate ({BASELINE_WORKERS} workers, keep-alive, same URLs and Accept)"
+        ),
+        format!(
+            "{baseline_rate:.0}/s ({ok} in {}, {failed} failed)",
+            secs(elapsed)
+        ),
+    );
+    report.check(
+        section,
+        "burst ratio (operator / bare client)",
+        format!("{:.2}", ratio(operator_rate, baseline_rate)),
+        format!(
+            "1.0 = as fast as a bare keep-alive client; telling only when the operator cannot keep up with its demand of {} HEADs/s (one per distinct tag per second)",
+            p.distinct_tags()
+        ),
+    );
+    report.add(
+        section,
+        "operator HEAD rate / distinct tags per second",
+        format!(
+            "{:.2} (a full pass over the distinct tags every {:.1} s)",
+            ratio(operator_rate, p.distinct_tags() as f64),
+            ratio(p.distinct_tags() as f64, operator_rate)
+        ),
+    );
+    Ok(())
+}
+
+/// [`BASELINE_WORKERS`] workers sharing one keep-alive client send HEADs over the operator's URL
+/// set (every distinct tag) with the operator's `Accept` header. Returns (answered 2xx, failed,
+/// elapsed).
+async fn baseline(p: &Params, base_url: &str) -> Result<(u64, u64, Duration)> {
+    let client = reqwest::Client::builder()
+        .user_agent(BASELINE_AGENT)
+        .pool_max_idle_per_host(BASELINE_WORKERS)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let urls: Arc<Vec<String>> = Arc::new(
+        (0..p.distinct)
+            .flat_map(|repo| {
+                (0..p.tags).map(move |tag| {
+                    format!(
+                        "{base_url}/v2/{}/manifests/{}",
+                        repository(repo),
+                        registry_tag(tag)
+                    )
+                })
+            })
+            .collect(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + p.baseline;
+    let workers: Vec<_> = (0..BASELINE_WORKERS)
+        .map(|_| {
+            let (client, urls, next, ok, failed) = (
+                client.clone(),
+                urls.clone(),
+                next.clone(),
+                ok.clone(),
+                failed.clone(),
+            );
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    let url = &urls[next.fetch_add(1, Ordering::Relaxed) % urls.len()];
+                    let answer = client
+                        .head(url)
+                        .header(http::header::ACCEPT, manifest_accept_header())
+                        .send()
+                        .await;
+                    match answer {
+                        Ok(response) if response.status().is_success() => {
+                            ok.fetch_add(1, Ordering::Relaxed)
+                        }
+                        _ => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await?;
+    }
+    Ok((
+        ok.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        started.elapsed(),
+    ))
+}
