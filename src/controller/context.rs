@@ -194,6 +194,7 @@ impl Context {
             config.concurrency.imports,
             config.concurrency.imports_per_host,
             wakes,
+            metrics.clone(),
         ));
         Self {
             events: Arc::new(EventPublisher::new(client.clone(), reporter)),

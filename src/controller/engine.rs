@@ -23,15 +23,16 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::Context;
-use super::importer::{self, ImportError, TagJob};
 use crate::api::ImageStream;
 use crate::domain::backoff::Backoff;
-use crate::domain::distinct_tag::DistinctTag;
+use crate::domain::distinct_tag::{DistinctTag, Selection};
 use crate::domain::history::ImportFailure;
+use crate::domain::mirror_plan::MirrorPlan;
 use crate::domain::poll_schedule::{AskOutcome, PollSchedule, TagId};
+use crate::domain::reference::ImageReference;
 use crate::domain::tag_need::Freshness;
-use crate::metrics::ImportResult;
+use crate::metrics::{ImportResult, Metrics};
+use crate::registry::Access;
 
 /// A stream, as the engine names its subscribers and the controller's queue takes them.
 pub type StreamRef = ObjectRef<DeserializeGuard<ImageStream>>;
@@ -58,6 +59,38 @@ pub enum AnswerOutcome {
         /// failure, which the condition already describes.
         not_contacted: bool,
     },
+}
+
+/// How to ask for one distinct tag: the reference, its pull plan and the access of each place.
+#[derive(Debug, Clone)]
+pub struct TagJob {
+    /// The source reference (a subscriber's spelling; every subscriber's names the same image).
+    pub reference: ImageReference,
+    /// Where to pull it from, in order.
+    pub plan: MirrorPlan,
+    /// The transport and credentials of each place of the plan, in the same order.
+    pub access: Vec<Access>,
+    /// Which digest of a manifest list is recorded.
+    pub selection: Selection,
+}
+
+impl TagJob {
+    /// The registry host asked first, whose budget the ask counts against.
+    pub fn first_host(&self) -> &str {
+        self.plan
+            .sources
+            .first()
+            .map_or(self.reference.api_host(), |pull| pull.reference.api_host())
+    }
+}
+
+/// How one ask of a distinct tag ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// What the registry said.
+    pub outcome: AnswerOutcome,
+    /// For a failure: whether asking again later may succeed, and when the registry said to.
+    pub retry: Option<Option<Duration>>,
 }
 
 /// The latest answer for a distinct tag.
@@ -126,11 +159,12 @@ struct State {
     next_id: TagId,
 }
 
-/// The engine. Shared through the [`Context`]; its driver runs in [`run_driver`].
+/// The engine, shared by the ImageStream controller and its driver ([`ImportEngine::drive`]).
 pub struct ImportEngine {
     state: Mutex<State>,
     work: Notify,
     wakes: UnboundedSender<StreamRef>,
+    metrics: Arc<Metrics>,
     import_concurrency: usize,
     per_host: usize,
 }
@@ -143,6 +177,7 @@ impl ImportEngine {
         import_concurrency: usize,
         per_host: usize,
         wakes: UnboundedSender<StreamRef>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             state: Mutex::new(State {
@@ -154,6 +189,7 @@ impl ImportEngine {
             }),
             work: Notify::new(),
             wakes,
+            metrics,
             import_concurrency: import_concurrency.max(1),
             per_host: per_host.max(1),
         }
@@ -268,42 +304,13 @@ impl ImportEngine {
     }
 
     /// Records the answer of an ask of `id` that started at `asked_at`, and wakes who needs to know.
-    fn finish(
-        &self,
-        ctx: &Context,
-        id: TagId,
-        asked_at: Instant,
-        result: Result<importer::Resolved, ImportError>,
-    ) {
+    fn finish(&self, id: TagId, asked_at: Instant, resolution: Resolution) {
         let now = Instant::now();
-        let (outcome, ask) = match result {
-            Ok(resolved) => (
-                AnswerOutcome::Image {
-                    digest: resolved.digest,
-                    served_by: resolved.served_by,
-                },
-                AskOutcome::Answered,
-            ),
-            Err(err) => {
-                let ask = if err.is_transient() {
-                    AskOutcome::Transient {
-                        retry_after: err.retry_after(),
-                    }
-                } else {
-                    AskOutcome::Answered
-                };
-                (
-                    AnswerOutcome::Failed {
-                        failure: ImportFailure {
-                            reason: err.reason().to_owned(),
-                            message: err.to_string(),
-                        },
-                        not_contacted: err.contacted_nobody(),
-                    },
-                    ask,
-                )
-            }
+        let ask = match resolution.retry {
+            Some(retry_after) => AskOutcome::Transient { retry_after },
+            None => AskOutcome::Answered,
         };
+        let outcome = resolution.outcome;
         let wake: Vec<StreamRef> = {
             let mut state = self.state();
             state.schedule.finish(id, ask, now.into_std());
@@ -312,7 +319,7 @@ impl ImportEngine {
             };
             let previous = tracked.answer.as_ref().map(|a| &a.outcome);
             let changed = previous != Some(&outcome);
-            ctx.metrics.count_import(match (&outcome, previous) {
+            self.metrics.count_import(match (&outcome, previous) {
                 (AnswerOutcome::Failed { .. }, _) => ImportResult::Failed,
                 (_, _) if changed => ImportResult::Imported,
                 _ => ImportResult::Unchanged,
@@ -324,7 +331,7 @@ impl ImportEngine {
             }
             let seen = match (&tracked.answer, changed) {
                 (Some(answer), false) => answer.seen.clone(),
-                _ => super::image_stream::now_time(),
+                _ => super::now_time(),
             };
             tracked.answer = Some(Arc::new(TagAnswer {
                 outcome,
@@ -413,36 +420,41 @@ impl State {
     }
 }
 
-/// Runs the engine until `stop` resolves: takes due distinct tags, resolves them (bounded), and
-/// records their answers.
-pub async fn run_driver(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()>) {
-    let engine = ctx.engine.clone();
-    let mut flights = FuturesUnordered::new();
-    tokio::pin!(stop);
-    loop {
-        let capacity = engine.import_concurrency.saturating_sub(flights.len());
-        let (due, next) = engine.take_due(capacity);
-        for (id, job) in due {
-            let ctx = ctx.clone();
-            flights.push(async move {
+impl ImportEngine {
+    /// Runs the engine until `stop` resolves: takes due distinct tags, asks for them with
+    /// `resolve` (at most `--import-concurrency` at a time), and records their answers.
+    pub async fn drive<F, Fut>(
+        self: Arc<Self>,
+        resolve: F,
+        stop: impl std::future::Future<Output = ()>,
+    ) where
+        F: Fn(Arc<TagJob>) -> Fut,
+        Fut: std::future::Future<Output = Resolution>,
+    {
+        let mut flights = FuturesUnordered::new();
+        tokio::pin!(stop);
+        loop {
+            let capacity = self.import_concurrency.saturating_sub(flights.len());
+            let (due, next) = self.take_due(capacity);
+            for (id, job) in due {
                 let asked_at = Instant::now();
-                let result = importer::resolve(&ctx, &job).await;
-                (id, asked_at, result)
-            });
-        }
-        let can_start = flights.len() < engine.import_concurrency;
-        let sleep = async {
-            match next {
-                Some(at) if can_start => tokio::time::sleep_until(at).await,
-                _ => std::future::pending().await,
+                let flight = resolve(job);
+                flights.push(async move { (id, asked_at, flight.await) });
             }
-        };
-        tokio::select! {
-            _ = &mut stop => return,
-            _ = engine.work.notified() => {}
-            _ = sleep => {}
-            Some((id, asked_at, result)) = flights.next(), if !flights.is_empty() => {
-                engine.finish(&ctx, id, asked_at, result);
+            let can_start = flights.len() < self.import_concurrency;
+            let sleep = async {
+                match next {
+                    Some(at) if can_start => tokio::time::sleep_until(at).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = self.work.notified() => {}
+                _ = sleep => {}
+                Some((id, asked_at, resolution)) = flights.next(), if !flights.is_empty() => {
+                    self.finish(id, asked_at, resolution);
+                }
             }
         }
     }

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
@@ -24,10 +23,9 @@ use tokio::time::Instant;
 
 use super::access::{lookup_stream, service_account_may_get_image_streams};
 use super::context::object_key;
-use super::engine::{AnswerOutcome, Subscription};
-use super::importer::TagJob;
+use super::engine::{AnswerOutcome, Subscription, TagJob};
 use super::mirrors::import_kind;
-use super::{Context, FIELD_MANAGER, IMPORT_REQUESTED_ANNOTATION};
+use super::{Context, FIELD_MANAGER, IMPORT_REQUESTED_ANNOTATION, now_time};
 use crate::api::ImageStream;
 use crate::api::image_stream::TagEvent;
 use crate::domain::backoff::Backoff;
@@ -76,13 +74,6 @@ const CACHE_CATCH_UP: Duration = Duration::from_millis(200);
 
 /// The longest Event note, in characters.
 const MAX_NOTE_CHARS: usize = 1024;
-
-/// The current time as the API stores it (whole seconds), so that a written and re-read event
-/// compares equal.
-pub(crate) fn now_time() -> Time {
-    let now = k8s_openapi::jiff::Timestamp::now();
-    Time(k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
-}
 
 /// Whether the cached copy of a stream (at `cached`) is older than the status the operator wrote
 /// last (which got `written`). Kubernetes resourceVersions of one object grow; when they are not

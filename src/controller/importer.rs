@@ -12,11 +12,12 @@ use thiserror::Error;
 use tokio::time::Instant;
 
 use super::Context;
+use super::engine::{AnswerOutcome, Resolution, TagJob};
 use super::image_object::{image_for_index, image_for_manifest};
 use crate::api::Image;
 use crate::domain::distinct_tag::Selection;
+use crate::domain::history::ImportFailure;
 use crate::domain::image_name::{ImageNameError, image_name_for_digest};
-use crate::domain::mirror_plan::MirrorPlan;
 use crate::domain::platform::{Platform, choose_child};
 use crate::domain::reference::ImageReference;
 use crate::registry::manifest::{ManifestError, ParsedManifest, parse_image_config};
@@ -163,37 +164,15 @@ impl From<RegistryError> for ImportError {
     }
 }
 
-/// How to ask for one distinct tag: the reference, its pull plan and the access of each place.
-#[derive(Debug, Clone)]
-pub struct TagJob {
-    /// The source reference (a subscriber's spelling; every subscriber's names the same image).
-    pub reference: ImageReference,
-    /// Where to pull it from, in order.
-    pub plan: MirrorPlan,
-    /// The transport and credentials of each place of the plan, in the same order.
-    pub access: Vec<Access>,
-    /// Which digest of a manifest list is recorded.
-    pub selection: Selection,
-}
-
-impl TagJob {
-    /// The registry host asked first, whose budget the ask counts against.
-    pub fn first_host(&self) -> &str {
-        self.plan
-            .sources
-            .first()
-            .map_or(self.reference.api_host(), |pull| pull.reference.api_host())
-    }
-
-    fn target(&self, position: usize) -> (ManifestTarget, &Access) {
-        let pull = &self.plan.sources[position].reference;
-        let target = ManifestTarget {
-            host: pull.api_host().to_owned(),
-            repository: pull.repository().to_owned(),
-            reference: pull.manifest_reference().to_owned(),
-        };
-        (target, &self.access[position])
-    }
+/// The places of `job`'s plan as the registry client addresses them.
+fn target(job: &TagJob, position: usize) -> (ManifestTarget, &Access) {
+    let pull = &job.plan.sources[position].reference;
+    let target = ManifestTarget {
+        host: pull.api_host().to_owned(),
+        repository: pull.repository().to_owned(),
+        reference: pull.manifest_reference().to_owned(),
+    };
+    (target, &job.access[position])
 }
 
 /// What a distinct tag resolved to.
@@ -218,7 +197,7 @@ pub async fn resolve(ctx: &Context, job: &TagJob) -> Result<Resolved, ImportErro
     let mut tried: Vec<(String, RegistryError)> = Vec::new();
     let mut answered = None;
     for (position, pull) in job.plan.sources.iter().enumerate() {
-        let (target, access) = job.target(position);
+        let (target, access) = target(job, position);
         match ctx.registry.head_manifest(&target, access).await {
             Ok(head) => {
                 answered = Some((position, head));
@@ -247,9 +226,9 @@ pub async fn resolve(ctx: &Context, job: &TagJob) -> Result<Resolved, ImportErro
     // children. The digest is verified whichever place serves it; the error reported is the
     // answering place's.
     let mut first_failure = None;
-    for position in content_sources(answered_at, job.plan.sources.len()) {
+    for position in job.plan.content_sources(answered_at) {
         let pull = &job.plan.sources[position];
-        let (target, access) = job.target(position);
+        let (target, access) = target(job, position);
         match fetch_content(ctx, job, &target, access, &head).await {
             Ok(digest) => {
                 if !pull.is_source {
@@ -271,10 +250,27 @@ pub async fn resolve(ctx: &Context, job: &TagJob) -> Result<Resolved, ImportErro
     Err(first_failure.expect("the plan has the answering source"))
 }
 
-/// The places of a plan of `len` that may serve the content behind an answer from place
-/// `answered`: it, then the places after it. Those before it did not answer the HEAD.
-pub fn content_sources(answered: usize, len: usize) -> std::ops::Range<usize> {
-    answered.min(len)..len
+/// The engine's record of an import: the digest, or the failure with its retry.
+pub fn resolution(result: Result<Resolved, ImportError>) -> Resolution {
+    match result {
+        Ok(resolved) => Resolution {
+            outcome: AnswerOutcome::Image {
+                digest: resolved.digest,
+                served_by: resolved.served_by,
+            },
+            retry: None,
+        },
+        Err(err) => Resolution {
+            retry: err.is_transient().then(|| err.retry_after()),
+            outcome: AnswerOutcome::Failed {
+                failure: ImportFailure {
+                    reason: err.reason().to_owned(),
+                    message: err.to_string(),
+                },
+                not_contacted: err.contacted_nobody(),
+            },
+        },
+    }
 }
 
 /// Reads and records what `head` names from one place: the manifest (and config) of an image, or a

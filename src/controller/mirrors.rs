@@ -123,7 +123,16 @@ pub async fn maintain_index(
     wake: UnboundedSender<super::engine::StreamRef>,
 ) {
     use futures::StreamExt;
-    let mut reported: HashMap<MirrorObjectRef, String> = HashMap::new();
+    // Objects accepted before this start were announced when they changed (by an earlier
+    // instance or another replica): a restart announces nothing again. An object with skipped
+    // entries is reported once more, since the problem stands.
+    let index = ctx.mirrors.current();
+    let mut reported: HashMap<MirrorObjectRef, String> = stores
+        .versions()
+        .into_iter()
+        .filter(|(object, _)| index.problems(object).is_empty())
+        .map(|(object, (version, _))| (object, version))
+        .collect();
     report_objects(&ctx, &stores, &mut reported).await;
     while changes.next().await.is_some() {
         // Let a burst of watch events (an apply of several objects) settle into one rebuild.

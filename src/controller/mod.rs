@@ -35,6 +35,15 @@ pub mod triggers;
 
 pub use context::{Concurrency, Context, ControllerConfig};
 
+/// The current time as the API stores it (whole seconds), so that a written and re-read event
+/// compares equal.
+pub fn now_time() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(now.as_second()).unwrap_or(now),
+    )
+}
+
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "imagestream-operator";
 

@@ -218,8 +218,12 @@ pub async fn run_controllers_reporting(
         mirror_changes,
         wakes,
     ));
-    tokio::spawn(super::engine::run_driver(
-        ctx.clone(),
+    let resolving = ctx.clone();
+    tokio::spawn(ctx.engine.clone().drive(
+        move |job| {
+            let ctx = resolving.clone();
+            async move { super::importer::resolution(super::importer::resolve(&ctx, &job).await) }
+        },
         stopped(stop_rx.clone()),
     ));
 

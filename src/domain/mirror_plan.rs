@@ -257,6 +257,12 @@ impl MirrorPlan {
         }
     }
 
+    /// The places that may serve the content behind an answer from place `answered` (a manifest
+    /// list's children, a config): it, then the places after it. Those before it did not answer.
+    pub fn content_sources(&self, answered: usize) -> std::ops::Range<usize> {
+        answered.min(self.sources.len())..self.sources.len()
+    }
+
     /// The mirrors in the plan, in order, without the source.
     pub fn mirrors(&self) -> impl Iterator<Item = &PullSource> {
         self.sources.iter().filter(|pull| !pull.is_source)

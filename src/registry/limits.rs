@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
+
+use crate::domain::backoff::Backoff;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -86,13 +88,13 @@ pub struct HostLimits {
 #[derive(Debug)]
 struct HostState {
     permits: Arc<Semaphore>,
-    backoff: Mutex<Backoff>,
+    backoff: Mutex<HostBackoff>,
     /// The earliest start of the next request under the rate budget.
     next_slot: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, Default)]
-struct Backoff {
+struct HostBackoff {
     consecutive_failures: u32,
     not_before: Option<Instant>,
     reason: &'static str,
@@ -114,7 +116,7 @@ impl HostLimits {
             .or_insert_with(|| {
                 Arc::new(HostState {
                     permits: Arc::new(Semaphore::new(self.config.max_concurrency_per_host.max(1))),
-                    backoff: Mutex::new(Backoff::default()),
+                    backoff: Mutex::new(HostBackoff::default()),
                     next_slot: Mutex::new(None),
                 })
             })
@@ -171,7 +173,7 @@ impl HostLimits {
         let state = self.host(host);
         let mut backoff = state.backoff.lock().unwrap_or_else(|e| e.into_inner());
         match outcome {
-            HostOutcome::Answered => *backoff = Backoff::default(),
+            HostOutcome::Answered => *backoff = HostBackoff::default(),
             HostOutcome::Transient {
                 reason,
                 retry_after,
@@ -214,8 +216,7 @@ pub fn rate_slot(now: Instant, next: Option<Instant>, spacing: Duration) -> (Ins
 /// The un-jittered backoff after `failures` consecutive transient failures: `base`, doubling, at
 /// most `max`.
 pub fn backoff_delay(failures: u32, base: Duration, max: Duration) -> Duration {
-    let exponent = failures.saturating_sub(1).min(31);
-    base.saturating_mul(1u32 << exponent).min(max)
+    Backoff::new(base, max).delay(failures.saturating_sub(1))
 }
 
 /// "Equal jitter": between half and all of `delay`, so hosts that failed together do not all
