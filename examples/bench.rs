@@ -378,7 +378,11 @@ impl Progress {
     }
 
     fn tick(&mut self) {
-        self.done += 1;
+        self.advance(1);
+    }
+
+    fn advance(&mut self, items: usize) {
+        self.done += items;
         if self.done == self.total || self.printed.elapsed() >= Duration::from_secs(2) {
             self.printed = Instant::now();
             let elapsed = self.started.elapsed().as_secs_f64();
@@ -409,26 +413,34 @@ fn bench_image(layer: &[u8], repo: usize, tag: usize, generation: u32) -> TestIm
     }
 }
 
-/// Pushes every registry tag's image; returns how many pushes had to be retried.
+/// Pushes every registry tag's image; returns how many pushes had to be retried. The tags of one
+/// repository are pushed one after the other: distribution's filesystem storage loses a blob
+/// uploaded into the same repository by two pushes at once (here the shared layer), and then
+/// refuses the manifest naming it.
 async fn push_images(pusher: &ImagePusher, p: &Params, layer: &[u8]) -> Result<usize> {
-    let jobs = (0..p.distinct).flat_map(|repo| (0..p.tags).map(move |tag| (repo, tag)));
     let mut progress = Progress::new("pushed", p.distinct_tags());
     let mut retried = 0;
-    stream::iter(jobs)
-        .map(|(repo, tag)| push_with_retries(pusher, repo, tag, bench_image(layer, repo, tag, 1)))
+    stream::iter(0..p.distinct)
+        .map(|repo| async move {
+            let mut retries = 0;
+            for tag in 0..p.tags {
+                let image = bench_image(layer, repo, tag, 1);
+                retries += push_with_retries(pusher, repo, tag, image).await?.0;
+            }
+            Ok::<_, PushError>(retries)
+        })
         .buffer_unordered(p.concurrency)
-        .try_for_each(|(retries, _)| {
+        .try_for_each(|retries| {
             retried += retries;
-            progress.tick();
+            progress.advance(p.tags);
             futures::future::ready(Ok(()))
         })
         .await?;
     Ok(retried)
 }
 
-/// Distribution's filesystem storage sometimes answers 500 while another request commits the same
-/// blob into the same repository (the shared layer, pushed by several tags at once); the push is
-/// repeated then, up to four times. Returns the number of retries and the pushed digest.
+/// A push answered with a 5xx (a registry under load) is repeated, up to four times. Returns the
+/// number of retries and the pushed digest.
 async fn push_with_retries(
     pusher: &ImagePusher,
     repo: usize,
@@ -857,7 +869,9 @@ fn memory_kib(pid: u32, field: &str) -> Result<u64> {
         .ok_or_else(|| format!("no {field} in /proc/{pid}/status").into())
 }
 
-/// Level counts of a JSON log, and the most frequent WARN/ERROR messages.
+/// Level counts of a JSON log, and the most frequent WARN/ERROR kinds: target and message, with
+/// the `reason` field when there is one, else the start of the `error` field (errors name objects,
+/// reasons do not, so reasons group better).
 fn log_summary(path: &Path) -> (BTreeMap<String, u64>, Vec<(String, u64)>) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut levels = BTreeMap::new();
@@ -869,22 +883,28 @@ fn log_summary(path: &Path) -> (BTreeMap<String, u64>, Vec<(String, u64)>) {
         };
         let level = entry["level"].as_str().unwrap_or("?").to_owned();
         if level == "WARN" || level == "ERROR" {
-            let message = entry["fields"]["message"]
+            let fields = &entry["fields"];
+            let message: String = fields["message"]
                 .as_str()
-                .or_else(|| entry["message"].as_str())
-                .unwrap_or("?");
-            let mut message: String = message.chars().take(120).collect();
-            if let Some(error) = entry["fields"]["error"].as_str() {
-                message.push_str(": ");
-                message.extend(error.chars().take(80));
-            }
-            *problems.entry(format!("{level} {message}")).or_default() += 1;
+                .unwrap_or("?")
+                .chars()
+                .take(100)
+                .collect();
+            let target = entry["target"].as_str().unwrap_or("?");
+            let detail = match (fields["reason"].as_str(), fields["error"].as_str()) {
+                (Some(reason), _) => format!(" (reason {reason})"),
+                (None, Some(error)) => format!(": {}", error.chars().take(80).collect::<String>()),
+                (None, None) => String::new(),
+            };
+            *problems
+                .entry(format!("{level} {target}: {message}{detail}"))
+                .or_default() += 1;
         }
         *levels.entry(level).or_default() += 1;
     }
     let mut problems: Vec<_> = problems.into_iter().collect();
     problems.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    problems.truncate(3);
+    problems.truncate(4);
     (levels, problems)
 }
 
@@ -1967,4 +1987,146 @@ async fn baseline(p: &Params, base_url: &str) -> Result<(u64, u64, Duration)> {
         failed.load(Ordering::Relaxed),
         started.elapsed(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_totals_sum_writes_by_verb_resource_and_code_and_keep_endpoints_apart() {
+        let before = ApiCounts::parse(
+            r#"apiserver_request_total{code="201",component="apiserver",dry_run="",group="image.openshift.io",resource="images",scope="cluster",subresource="",verb="POST",version="v1"} 10"#,
+        );
+        let after = ApiCounts::parse(
+            r#"# HELP apiserver_request_total Counter of apiserver requests
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="image.openshift.io",resource="images",scope="cluster",subresource="",verb="POST",version="v1"} 13
+apiserver_request_total{code="409",component="apiserver",dry_run="",group="image.openshift.io",resource="images",scope="cluster",subresource="",verb="POST",version="v1"} 2
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="image.openshift.io",resource="imagestreams",scope="namespace",subresource="status",verb="APPLY",version="v1"} 5
+apiserver_request_total{code="504",component="apiserver",dry_run="",group="image.openshift.io",resource="imagestreams",scope="namespace",subresource="status",verb="APPLY",version="v1"} 1
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="",resource="endpoints",scope="namespace",subresource="",verb="PUT",version="v1"} 4
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="apps",resource="deployments",scope="cluster",subresource="",verb="LIST",version="v1"} 7
+apiserver_request_sli_duration_seconds_bucket{verb="POST",le="1"} 99"#,
+        );
+        let summary = after.since(&before).summary();
+        assert_eq!(summary.writes, 3 + 2 + 5 + 1);
+        assert_eq!(
+            summary.by_verb,
+            BTreeMap::from([("APPLY".into(), 6), ("POST".into(), 5)])
+        );
+        assert_eq!(
+            summary.by_resource,
+            BTreeMap::from([("images".into(), 5), ("imagestreams/status".into(), 6)])
+        );
+        assert_eq!(
+            summary.by_class,
+            BTreeMap::from([("2xx".into(), 8), ("4xx".into(), 2), ("5xx".into(), 1)])
+        );
+        assert_eq!(summary.conflicts, 2);
+        assert_eq!((summary.server_errors, summary.server_errors_all), (1, 1));
+        assert_eq!(summary.apiserver_own_writes, 4);
+        assert_eq!(summary.reads, 7);
+    }
+
+    #[test]
+    fn the_busiest_window_slides_by_one_second_within_the_cycle() {
+        let per_second = BTreeMap::from([(100, 1), (105, 3), (114, 4), (115, 2), (130, 9)]);
+        // [105, 115) holds 3 + 4, [106, 116) holds 4 + 2; 130 lies outside [100, 120).
+        assert_eq!(busiest_window(&per_second, 100, 120), 7);
+        // A cycle shorter than the window is one window.
+        assert_eq!(busiest_window(&per_second, 104, 110), 3);
+    }
+
+    #[test]
+    fn log_problems_group_by_target_message_and_reason_not_by_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("operator.log");
+        std::fs::write(
+            &log,
+            r#"{"level":"INFO","fields":{"message":"caches synced"},"target":"op::run"}
+{"level":"WARN","fields":{"message":"reconcile failed","stream":"a/s-1","reason":"StatusWriteFailed","error":"could not write a/s-1"},"target":"op::image_stream"}
+{"level":"WARN","fields":{"message":"reconcile failed","stream":"a/s-2","reason":"StatusWriteFailed","error":"could not write a/s-2"},"target":"op::image_stream"}
+{"level":"ERROR","fields":{"message":"failed with status 504 Gateway Timeout"},"target":"kube_client::client::builder"}
+not json
+"#,
+        )
+        .unwrap();
+        let (levels, problems) = log_summary(&log);
+        assert_eq!(
+            levels,
+            BTreeMap::from([
+                ("(not JSON)".into(), 1),
+                ("ERROR".into(), 1),
+                ("INFO".into(), 1),
+                ("WARN".into(), 2)
+            ])
+        );
+        assert_eq!(
+            problems,
+            vec![
+                (
+                    "WARN op::image_stream: reconcile failed (reason StatusWriteFailed)".into(),
+                    2
+                ),
+                (
+                    "ERROR kube_client::client::builder: failed with status 504 Gateway Timeout"
+                        .into(),
+                    1
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn access_log_windows_count_only_the_operators_requests_by_kind() {
+        let line = |method: &str, path: &str, status: u16, agent: &str| {
+            imagestream_operator::testenv::parse_access_log_line(&format!(
+                r#"127.0.0.1 - - [01/Dec/2026:15:32:14 +0000] "{method} {path} HTTP/1.1" {status} 2 "" "{agent}""#
+            ))
+            .unwrap()
+        };
+        let requests = vec![
+            line(
+                "HEAD",
+                "/v2/bench/repo-0/manifests/tag-0",
+                200,
+                "imagestream-operator/0.1.0",
+            ),
+            line(
+                "GET",
+                "/v2/bench/repo-0/manifests/sha256:ab",
+                200,
+                "imagestream-operator/0.1.0",
+            ),
+            line(
+                "GET",
+                "/v2/bench/repo-0/blobs/sha256:cd",
+                200,
+                "imagestream-operator/0.1.0",
+            ),
+            line("GET", "/v2/", 401, "imagestream-operator/0.1.0"),
+            line(
+                "HEAD",
+                "/v2/bench/repo-0/blobs/sha256:cd",
+                404,
+                "imagestream-operator-testenv",
+            ),
+        ];
+        let window = registry_window(&requests);
+        assert_eq!(
+            (
+                window.heads,
+                window.manifest_gets,
+                window.blob_gets,
+                window.other,
+                window.failed
+            ),
+            (1, 1, 1, 1, 1)
+        );
+        let second = unix_seconds(requests[0].time.unwrap());
+        assert_eq!(
+            heads_per_second(&requests, second, second + 1),
+            BTreeMap::from([(second, 1)])
+        );
+    }
 }

@@ -16,9 +16,12 @@ if [ ! -x "$binary" ]; then
 	src=$(mktemp -d)
 	trap 'rm -rf "$src"' EXIT
 	git -C "$root" archive "$commit" | tar -x -C "$src"
-	CARGO_TARGET_DIR="${BENCH_BUILD_TARGET_DIR:-$root/target/bench/build}" \
-		cargo build --release --locked --bin imagestream-operator --manifest-path "$src/Cargo.toml" >&2
+	export CARGO_TARGET_DIR="${BENCH_BUILD_TARGET_DIR:-$root/target/bench/build}"
+	# Cargo would take the package built from another directory into the same target directory
+	# for fresh; cleaning the package (its dependencies stay) makes the build this revision's.
+	cargo clean --release --package imagestream-operator --manifest-path "$src/Cargo.toml" >&2
+	cargo build --release --locked --bin imagestream-operator --manifest-path "$src/Cargo.toml" >&2
 	mkdir -p "$out"
-	cp "${BENCH_BUILD_TARGET_DIR:-$root/target/bench/build}/release/imagestream-operator" "$binary"
+	cp "$CARGO_TARGET_DIR/release/imagestream-operator" "$binary"
 fi
 echo "$binary"
