@@ -30,15 +30,15 @@
 //! ```sh
 //! make bench                                    # 10000 streams × 3 tags, 1000 repositories, 2000 workloads
 //! make bench STREAMS=200 DISTINCT=20 WORKLOADS=50 INTERVAL=20s
-//! make bench OPERATOR_BIN=$(hack/bench-build-operator.sh v0.1.0)   # an older build, for comparison
+//! make bench OPERATOR_BIN=$(hack/bench-build-operator.sh <commit>)   # an older build, for comparison
 //! ```
 //!
 //! Environment: `STREAMS` (10000), `TAGS` (3), `DISTINCT` (1000), `WORKLOADS` (2000), `NAMESPACES`
 //! (20), `INTERVAL` (60s), `OPERATOR_BIN` (target/release/imagestream-operator, under
-//! `CARGO_TARGET_DIR` when set), `OPERATOR_ARGS`
-//! (extra flags of `run`), `BENCH_CONCURRENCY` (24 pushes or creates in flight), `BURST_SECONDS`
-//! (20), `BASELINE_SECONDS` (10), `FIRST_IMPORT_TIMEOUT` (30m), `BENCH_OUT` (target/bench);
-//! `TESTENV_KEEP=1` keeps the scratch directory (logs, etcd data).
+//! `CARGO_TARGET_DIR` when set), `OPERATOR_ARGS` (extra flags of `run`), `BENCH_CONCURRENCY` (24
+//! repositories pushed, or objects created, at once), `BURST_SECONDS` (20), `BASELINE_SECONDS`
+//! (10), `FIRST_IMPORT_TIMEOUT` (30m), `BENCH_OUT` (target/bench); `TESTENV_KEEP=1` keeps the
+//! scratch directory (logs, etcd data). `cargo test --example bench` tests the parsing and counting.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
