@@ -208,10 +208,11 @@ impl ImportEngine {
         subscriptions: Vec<Subscription>,
     ) -> Vec<SubscriptionState> {
         let now = Instant::now();
-        let mut wanted = false;
+        let mut wake_driver = false;
         let states = {
             let mut state = self.state();
             let state = &mut *state;
+            let due_before = state.schedule.next_due();
             let mut subscribed = Vec::with_capacity(subscriptions.len());
             let mut needs = Vec::with_capacity(subscriptions.len());
             for subscription in subscriptions {
@@ -228,6 +229,8 @@ impl ImportEngine {
                     .unwrap_or_default()
             };
             state.resubscribe(stream, &before, &subscribed, now);
+            // A tag that now polls may be due before anything the driver sleeps for.
+            wake_driver |= state.schedule.next_due() != due_before;
             needs
                 .into_iter()
                 .map(|(id, need)| {
@@ -246,7 +249,7 @@ impl ImportEngine {
                         state
                             .schedule
                             .want(id, need.asked_since(now.into_std()), now.into_std());
-                        wanted = true;
+                        wake_driver = true;
                     }
                     SubscriptionState {
                         answer: tracked.answer.clone(),
@@ -255,7 +258,7 @@ impl ImportEngine {
                 })
                 .collect()
         };
-        if wanted {
+        if wake_driver {
             self.work.notify_one();
         }
         states

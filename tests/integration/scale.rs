@@ -313,6 +313,42 @@ async fn two_hundred_streams_over_twenty_tags_cost_one_request_per_tag_and_one_w
 }
 
 #[tokio::test]
+async fn a_restarted_operator_polls_scheduled_tags_at_their_phase_again() {
+    let env = TestEnv::global().await;
+    let ns = env.namespace("scale").await;
+    let client = env.client().await;
+    let prefix = unique("restarted");
+    let first = push_distinct(env, &prefix, 1).await.remove(0);
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    create_streams(env, &api, &prefix, 2, 1, true).await;
+    let operator = start_operator(client.clone(), &ns, config(Duration::from_secs(2))).await;
+    eventually("two imports", Duration::from_secs(60), || async {
+        let done = imported(&api).await;
+        (done.len() == 2 && done.values().all(|d| *d == first.digest))
+            .then_some(())
+            .ok_or(format!("{done:?}"))
+    })
+    .await;
+    drop(operator);
+    let (restarted_client, restarted) = recording_client(env.kubeconfig()).await;
+    let _operator = start_operator(restarted_client, &ns, config(Duration::from_secs(2))).await;
+    wait_until_watching(&restarted).await;
+
+    // Nothing needs an answer after the restart: only the schedule asks, and it finds the move.
+    let moved = ImagePusher::for_registry(env.registry())
+        .push_random(&format!("{prefix}/repo-0"), "v1", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    eventually("both streams moved", Duration::from_secs(30), || async {
+        let done = imported(&api).await;
+        (done.len() == 2 && done.values().all(|d| *d == moved.digest))
+            .then_some(())
+            .ok_or(format!("{done:?}"))
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_tag_moved_under_ten_scheduled_streams_moves_all_ten_with_one_answer() {
     let env = TestEnv::global().await;
     let ns = env.namespace("scale").await;
