@@ -166,7 +166,6 @@ pub struct ImportEngine {
     wakes: UnboundedSender<StreamRef>,
     metrics: Arc<Metrics>,
     import_concurrency: usize,
-    per_host: usize,
 }
 
 impl ImportEngine {
@@ -184,14 +183,18 @@ impl ImportEngine {
                 ids: HashMap::new(),
                 tags: HashMap::new(),
                 streams: HashMap::new(),
-                schedule: PollSchedule::new(interval, Instant::now().into_std(), IMPORT_RETRY),
+                schedule: PollSchedule::new(
+                    interval,
+                    Instant::now().into_std(),
+                    IMPORT_RETRY,
+                    per_host,
+                ),
                 next_id: 0,
             }),
             work: Notify::new(),
             wakes,
             metrics,
             import_concurrency: import_concurrency.max(1),
-            per_host: per_host.max(1),
         }
     }
 
@@ -297,7 +300,7 @@ impl ImportEngine {
     fn take_due(&self, capacity: usize) -> (Vec<(TagId, Arc<TagJob>)>, Option<Instant>) {
         let mut state = self.state();
         let now = Instant::now().into_std();
-        let due = state.schedule.take_due(now, capacity, self.per_host);
+        let due = state.schedule.take_due(now, capacity);
         let jobs = due
             .into_iter()
             .filter_map(|id| state.tags.get(&id).map(|t| (id, t.job.clone())))

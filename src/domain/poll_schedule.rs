@@ -5,7 +5,7 @@
 //! host has more asks in flight than its budget. Time is passed in, never read, so the whole
 //! schedule is tested with made-up instants.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,8 +32,10 @@ struct Entry {
     host: Arc<str>,
     phase: Duration,
     periodic: bool,
-    /// When the tag is due, if it is; mirrored in `queue`.
+    /// When the tag is due, if it is: in `timers` until then, in its host's ready queue after.
     due: Option<Instant>,
+    /// Whether the tag is in its host's ready queue (due, waiting for the host's budget).
+    ready: bool,
     /// When the ask in flight started.
     flight: Option<Instant>,
     /// Someone needs an answer asked after the one in flight started: ask again when it ends.
@@ -42,27 +44,37 @@ struct Entry {
     failures: u32,
 }
 
-/// The poll schedule of every distinct tag.
+/// The poll schedule of every distinct tag. Tags wait in a timer queue until they are due, then in
+/// a queue per registry host until the host has budget, so taking the due tags costs what is
+/// taken, not what waits.
 #[derive(Debug)]
 pub struct PollSchedule {
     interval: Duration,
     epoch: Instant,
     retry: Backoff,
+    per_host: usize,
     entries: HashMap<TagId, Entry>,
-    queue: BTreeSet<(Instant, TagId)>,
+    timers: BTreeSet<(Instant, TagId)>,
+    /// Due tags per host, in the order they fell due; an entry no longer ready is skipped.
+    ready: HashMap<Arc<str>, VecDeque<TagId>>,
+    /// Hosts with ready tags, served round-robin.
+    ready_hosts: VecDeque<Arc<str>>,
     in_flight: HashMap<Arc<str>, usize>,
 }
 
 impl PollSchedule {
-    /// An empty schedule for `interval`, with phases counted from `epoch` and transient failures
-    /// retried after `retry`.
-    pub fn new(interval: Duration, epoch: Instant, retry: Backoff) -> Self {
+    /// An empty schedule for `interval`, with phases counted from `epoch`, transient failures
+    /// retried after `retry`, and at most `per_host` asks in flight on one registry host.
+    pub fn new(interval: Duration, epoch: Instant, retry: Backoff, per_host: usize) -> Self {
         Self {
             interval: interval.max(Duration::from_millis(1)),
             epoch,
             retry,
+            per_host: per_host.max(1),
             entries: HashMap::new(),
-            queue: BTreeSet::new(),
+            timers: BTreeSet::new(),
+            ready: HashMap::new(),
+            ready_hosts: VecDeque::new(),
             in_flight: HashMap::new(),
         }
     }
@@ -76,6 +88,7 @@ impl PollSchedule {
             phase,
             periodic: false,
             due: None,
+            ready: false,
             flight: None,
             again: false,
             failures: 0,
@@ -84,13 +97,11 @@ impl PollSchedule {
 
     /// Stops tracking `id`. An ask in flight for it still ends with [`Self::finish`].
     pub fn untrack(&mut self, id: TagId) {
-        if let Some(entry) = self.entries.remove(&id) {
-            if let Some(due) = entry.due {
-                self.queue.remove(&(due, id));
-            }
-            if entry.flight.is_some() {
-                self.release_host(&entry.host);
-            }
+        self.set_due(id, None);
+        if let Some(entry) = self.entries.remove(&id)
+            && entry.flight.is_some()
+        {
+            self.release_host(&entry.host);
         }
     }
 
@@ -113,18 +124,22 @@ impl PollSchedule {
     /// periodic is first asked at its next phase, not at once: whoever needs an answer now says so
     /// with [`Self::want`].
     pub fn set_periodic(&mut self, id: TagId, periodic: bool, now: Instant) {
-        let Some(entry) = self.entries.get(&id) else {
+        let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
         if entry.periodic == periodic {
             return;
         }
-        let (phase, busy) = (entry.phase, entry.flight.is_some() || entry.due.is_some());
-        self.entries.get_mut(&id).expect("present").periodic = periodic;
+        entry.periodic = periodic;
+        let (phase, busy, failing) = (
+            entry.phase,
+            entry.flight.is_some() || entry.due.is_some(),
+            entry.failures > 0,
+        );
         if periodic && !busy {
             let next = self.next_slot(phase, now, Duration::ZERO);
             self.set_due(id, Some(next));
-        } else if !periodic && self.entries[&id].failures == 0 {
+        } else if !periodic && !failing {
             self.set_due(id, None);
         }
     }
@@ -144,37 +159,60 @@ impl PollSchedule {
         }
     }
 
-    /// Whether an ask for `id` is in flight.
+    /// When the ask in flight for `id` started, if one is.
     pub fn in_flight(&self, id: TagId) -> Option<Instant> {
         self.entries.get(&id).and_then(|e| e.flight)
     }
 
-    /// Takes the tags due at `now`, earliest first: at most `max` of them, and no more than
-    /// `per_host` in flight on any host (a tag over its host's budget stays due). Each taken tag is
-    /// in flight from `now` until [`Self::finish`].
-    pub fn take_due(&mut self, now: Instant, max: usize, per_host: usize) -> Vec<TagId> {
-        let mut taken = Vec::new();
-        let mut skipped = Vec::new();
-        while taken.len() < max {
-            let Some(&(due, id)) = self.queue.first() else {
-                break;
-            };
+    /// Takes the tags due at `now`, earliest first per host and hosts in turn: at most `max` of
+    /// them, and no more than the per-host budget in flight on any host (a tag over its host's
+    /// budget stays due). Each taken tag is in flight from `now` until [`Self::finish`].
+    pub fn take_due(&mut self, now: Instant, max: usize) -> Vec<TagId> {
+        while let Some(&(due, id)) = self.timers.first() {
             if due > now {
                 break;
             }
-            self.queue.remove(&(due, id));
-            let entry = self.entries.get_mut(&id).expect("queued tags are tracked");
-            let busy = self.in_flight.get(&entry.host).copied().unwrap_or(0);
-            if busy >= per_host.max(1) {
-                skipped.push((due, id));
-                continue;
+            self.timers.pop_first();
+            let entry = self.entries.get_mut(&id).expect("timed tags are tracked");
+            entry.ready = true;
+            let queue = self.ready.entry(entry.host.clone()).or_default();
+            if queue.is_empty() {
+                self.ready_hosts.push_back(entry.host.clone());
             }
-            entry.due = None;
-            entry.flight = Some(now);
-            *self.in_flight.entry(entry.host.clone()).or_insert(0) += 1;
-            taken.push(id);
+            queue.push_back(id);
         }
-        self.queue.extend(skipped);
+        let mut taken = Vec::new();
+        for _ in 0..self.ready_hosts.len() {
+            if taken.len() >= max {
+                break;
+            }
+            let Some(host) = self.ready_hosts.pop_front() else {
+                break;
+            };
+            let busy = self.in_flight.entry(host.clone()).or_insert(0);
+            let queue = self.ready.get_mut(&host).expect("ready hosts have a queue");
+            while taken.len() < max && *busy < self.per_host {
+                let Some(id) = queue.pop_front() else {
+                    break;
+                };
+                let Some(entry) = self.entries.get_mut(&id).filter(|e| e.ready) else {
+                    continue;
+                };
+                entry.ready = false;
+                entry.due = None;
+                entry.flight = Some(now);
+                *busy += 1;
+                taken.push(id);
+            }
+            if *busy == 0 {
+                self.in_flight.remove(&host);
+            }
+            if queue.is_empty() {
+                self.ready.remove(&host);
+            } else {
+                self.ready_hosts.push_back(host);
+            }
+        }
         taken
     }
 
@@ -190,10 +228,12 @@ impl PollSchedule {
         }
         let host = entry.host.clone();
         let again = std::mem::take(&mut entry.again);
-        let next = match outcome {
+        let (periodic, phase) = (entry.periodic, entry.phase);
+        let gap = self.interval / 10;
+        let at = match outcome {
             AskOutcome::Answered => {
                 entry.failures = 0;
-                entry.periodic.then_some(entry.phase)
+                periodic.then(|| self.next_slot(phase, now, gap))
             }
             AskOutcome::Transient { retry_after } => {
                 let backoff = self.retry.delay(entry.failures);
@@ -201,30 +241,26 @@ impl PollSchedule {
                 // The registry's own wait is honoured as asked; a plain backoff never pushes a
                 // periodic tag past its next phase.
                 let retry_at = now + retry_after.unwrap_or(backoff);
-                let (periodic, phase) = (entry.periodic, entry.phase);
-                let at = match retry_after {
-                    None if periodic => {
-                        retry_at.min(self.next_slot(phase, now, self.interval / 10))
-                    }
+                Some(match retry_after {
+                    None if periodic => retry_at.min(self.next_slot(phase, now, gap)),
                     _ => retry_at,
-                };
-                self.release_host(&host);
-                self.set_due(id, Some(if again { now } else { at }));
-                return;
+                })
             }
         };
         self.release_host(&host);
-        let at = match (again, next) {
-            (true, _) => Some(now),
-            (false, Some(phase)) => Some(self.next_slot(phase, now, self.interval / 10)),
-            (false, None) => None,
-        };
-        self.set_due(id, at);
+        self.set_due(id, if again { Some(now) } else { at });
     }
 
-    /// The earliest time a tag is due, if any is.
+    /// The earliest time a tag is due, if any is: the past when a due tag's host has budget.
     pub fn next_due(&self) -> Option<Instant> {
-        self.queue.first().map(|(at, _)| *at)
+        let ready_now = self
+            .ready_hosts
+            .iter()
+            .any(|host| self.in_flight.get(host).copied().unwrap_or(0) < self.per_host);
+        if ready_now {
+            return Some(self.epoch);
+        }
+        self.timers.first().map(|(at, _)| *at)
     }
 
     /// When `id` is due next, if it is.
@@ -249,16 +285,22 @@ impl PollSchedule {
         first + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX))
     }
 
+    /// Moves `id` to be due at `at` (or not at all), out of the timer or ready queue it was in.
     fn set_due(&mut self, id: TagId, at: Option<Instant>) {
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
         if let Some(old) = entry.due.take() {
-            self.queue.remove(&(old, id));
+            if entry.ready {
+                // Left in its host's queue, and skipped there.
+                entry.ready = false;
+            } else {
+                self.timers.remove(&(old, id));
+            }
         }
         if let Some(at) = at {
             entry.due = Some(at);
-            self.queue.insert((at, id));
+            self.timers.insert((at, id));
         }
     }
 
@@ -289,7 +331,11 @@ mod tests {
     }
 
     fn schedule(t0: Instant) -> PollSchedule {
-        PollSchedule::new(INTERVAL, t0, Backoff::new(secs(5), secs(300)))
+        schedule_with_budget(t0, 8)
+    }
+
+    fn schedule_with_budget(t0: Instant, per_host: usize) -> PollSchedule {
+        PollSchedule::new(INTERVAL, t0, Backoff::new(secs(5), secs(300)), per_host)
     }
 
     /// A seed whose phase is `s` seconds into the interval.
@@ -308,17 +354,17 @@ mod tests {
         s.track(1, host(), at_phase(20));
         s.set_periodic(1, true, t0);
         assert_eq!(s.next_due(), Some(t0 + secs(20)));
-        assert!(s.take_due(t0 + secs(19), 10, 8).is_empty());
+        assert!(s.take_due(t0 + secs(19), 10).is_empty());
         let mut asked = Vec::new();
         let mut now = t0;
         for _ in 0..4 {
             now = s.next_due().unwrap();
-            assert_eq!(s.take_due(now, 10, 8), vec![1]);
+            assert_eq!(s.take_due(now, 10), vec![1]);
             asked.push(now.duration_since(t0).as_secs());
             s.finish(1, AskOutcome::Answered, now + Duration::from_millis(30));
         }
         assert_eq!(asked, [20, 80, 140, 200]);
-        assert!(s.take_due(now + secs(59), 10, 8).is_empty());
+        assert!(s.take_due(now + secs(59), 10).is_empty());
     }
 
     #[test]
@@ -328,13 +374,13 @@ mod tests {
         s.track(1, host(), at_phase(30));
         s.set_periodic(1, true, t0);
         s.want(1, t0 + secs(3), t0 + secs(3));
-        assert_eq!(s.take_due(t0 + secs(3), 10, 8), vec![1]);
+        assert_eq!(s.take_due(t0 + secs(3), 10), vec![1]);
         s.finish(1, AskOutcome::Answered, t0 + secs(3));
         // The phase at 30 s is far enough away to keep.
         assert_eq!(s.next_due(), Some(t0 + secs(30)));
         // Asked at 28 s, the phase at 30 s is too close: the next is at 90 s.
         s.want(1, t0 + secs(28), t0 + secs(28));
-        assert_eq!(s.take_due(t0 + secs(28), 10, 8), vec![1]);
+        assert_eq!(s.take_due(t0 + secs(28), 10), vec![1]);
         s.finish(1, AskOutcome::Answered, t0 + secs(28));
         assert_eq!(s.next_due(), Some(t0 + secs(90)));
     }
@@ -346,7 +392,7 @@ mod tests {
         s.track(1, host(), at_phase(10));
         assert_eq!(s.next_due(), None);
         s.want(1, t0, t0);
-        assert_eq!(s.take_due(t0, 10, 8), vec![1]);
+        assert_eq!(s.take_due(t0, 10), vec![1]);
         s.finish(1, AskOutcome::Answered, t0 + secs(1));
         assert_eq!(s.next_due(), None);
     }
@@ -357,21 +403,21 @@ mod tests {
         let mut s = schedule(t0);
         s.track(1, host(), at_phase(10));
         s.want(1, t0, t0);
-        assert_eq!(s.take_due(t0, 10, 8), vec![1]);
+        assert_eq!(s.take_due(t0, 10), vec![1]);
         // Needing an answer asked at t0 or later: the flight that started at t0 serves.
         s.want(1, t0, t0 + secs(1));
         s.finish(1, AskOutcome::Answered, t0 + secs(2));
         assert_eq!(s.next_due(), None);
         // Needing one asked after the flight started: asked again as soon as it ends.
         s.want(1, t0 + secs(3), t0 + secs(3));
-        assert_eq!(s.take_due(t0 + secs(3), 10, 8), vec![1]);
+        assert_eq!(s.take_due(t0 + secs(3), 10), vec![1]);
         s.want(1, t0 + secs(4), t0 + secs(4));
         assert!(
-            s.take_due(t0 + secs(4), 10, 8).is_empty(),
+            s.take_due(t0 + secs(4), 10).is_empty(),
             "one flight at a time"
         );
         s.finish(1, AskOutcome::Answered, t0 + secs(5));
-        assert_eq!(s.take_due(t0 + secs(5), 10, 8), vec![1]);
+        assert_eq!(s.take_due(t0 + secs(5), 10), vec![1]);
     }
 
     #[test]
@@ -383,14 +429,14 @@ mod tests {
         let mut waits = Vec::new();
         s.want(1, now, now);
         for _ in 0..4 {
-            assert_eq!(s.take_due(now, 10, 8), vec![1]);
+            assert_eq!(s.take_due(now, 10), vec![1]);
             s.finish(1, AskOutcome::Transient { retry_after: None }, now);
             let due = s.next_due().unwrap();
             waits.push(due.duration_since(now).as_secs());
             now = due;
         }
         assert_eq!(waits, [5, 10, 20, 40]);
-        assert_eq!(s.take_due(now, 10, 8), vec![1]);
+        assert_eq!(s.take_due(now, 10), vec![1]);
         s.finish(
             1,
             AskOutcome::Transient {
@@ -401,10 +447,10 @@ mod tests {
         assert_eq!(s.next_due(), Some(now + secs(600)));
         // Success resets the backoff.
         now += secs(600);
-        assert_eq!(s.take_due(now, 10, 8), vec![1]);
+        assert_eq!(s.take_due(now, 10), vec![1]);
         s.finish(1, AskOutcome::Answered, now);
         s.want(1, now, now);
-        assert_eq!(s.take_due(now, 10, 8), vec![1]);
+        assert_eq!(s.take_due(now, 10), vec![1]);
         s.finish(1, AskOutcome::Transient { retry_after: None }, now);
         assert_eq!(s.next_due(), Some(now + secs(5)));
     }
@@ -417,7 +463,7 @@ mod tests {
         s.set_periodic(1, true, t0);
         let mut now = t0 + secs(10);
         for _ in 0..8 {
-            assert_eq!(s.take_due(now, 10, 8), vec![1]);
+            assert_eq!(s.take_due(now, 10), vec![1]);
             s.finish(1, AskOutcome::Transient { retry_after: None }, now);
             let due = s.next_due().unwrap();
             assert!(due.duration_since(now) <= INTERVAL + INTERVAL / 10);
@@ -428,39 +474,79 @@ mod tests {
     #[test]
     fn no_host_gets_more_asks_in_flight_than_its_budget_and_others_are_not_held_up() {
         let t0 = Instant::now();
-        let mut s = schedule(t0);
+        let mut s = schedule_with_budget(t0, 2);
         for id in 0..5 {
             s.track(id, host(), id);
             s.want(id, t0, t0);
         }
         s.track(9, Arc::from("other.example.com"), 9);
         s.want(9, t0, t0);
-        let first = s.take_due(t0, 100, 2);
+        let first = s.take_due(t0, 100);
         assert_eq!(first.len(), 3, "{first:?}");
         assert!(first.contains(&9));
-        assert!(s.take_due(t0, 100, 2).is_empty());
+        assert!(s.take_due(t0, 100).is_empty());
         s.finish(first[0], AskOutcome::Answered, t0);
-        let next = s.take_due(t0, 100, 2);
+        let next = s.take_due(t0, 100);
         assert_eq!(next.len(), 1);
         // At most `max` at a time.
         s.finish(next[0], AskOutcome::Answered, t0);
         s.finish(first[1], AskOutcome::Answered, t0);
         s.finish(first[2], AskOutcome::Answered, t0);
-        assert_eq!(s.take_due(t0, 1, 8).len(), 1);
+        assert_eq!(s.take_due(t0, 1).len(), 1);
+    }
+
+    #[test]
+    fn ten_thousand_due_tags_of_one_host_are_asked_in_turn_within_its_budget() {
+        let t0 = Instant::now();
+        let mut s = schedule_with_budget(t0, 2);
+        for id in 0..10_000 {
+            s.track(id, host(), id);
+            s.want(id, t0, t0);
+        }
+        let mut order = Vec::new();
+        let mut now = t0;
+        while order.len() < 10_000 {
+            let taken = s.take_due(now, 64);
+            assert!(taken.len() <= 2, "{taken:?}");
+            assert!(!taken.is_empty(), "a due tag with budget was not taken");
+            for id in taken {
+                s.finish(id, AskOutcome::Answered, now);
+                order.push(id);
+            }
+            now += Duration::from_millis(1);
+        }
+        assert_eq!(order, (0..10_000).collect::<Vec<_>>());
+        assert_eq!(s.next_due(), None);
+    }
+
+    #[test]
+    fn the_next_due_time_is_now_while_a_due_tag_has_budget() {
+        let t0 = Instant::now();
+        let mut s = schedule_with_budget(t0, 1);
+        s.track(1, host(), 1);
+        s.track(2, host(), 2);
+        s.want(1, t0, t0);
+        s.want(2, t0, t0);
+        assert_eq!(s.take_due(t0, 10), vec![1]);
+        // Tag 2 waits for the host's budget: nothing is due until tag 1's ask ends.
+        assert_eq!(s.next_due(), None);
+        s.finish(1, AskOutcome::Answered, t0 + secs(1));
+        assert!(s.next_due().is_some_and(|due| due <= t0 + secs(1)));
+        assert_eq!(s.take_due(t0 + secs(1), 10), vec![2]);
     }
 
     #[test]
     fn an_untracked_tag_is_never_due_and_frees_its_host() {
         let t0 = Instant::now();
-        let mut s = schedule(t0);
+        let mut s = schedule_with_budget(t0, 1);
         s.track(1, host(), 1);
         s.track(2, host(), 2);
         s.want(1, t0, t0);
         s.want(2, t0, t0);
-        assert_eq!(s.take_due(t0, 10, 1), vec![1]);
+        assert_eq!(s.take_due(t0, 10), vec![1]);
         s.untrack(1);
         s.finish(1, AskOutcome::Answered, t0);
-        assert_eq!(s.take_due(t0, 10, 1), vec![2]);
+        assert_eq!(s.take_due(t0, 10), vec![2]);
         s.untrack(2);
         assert_eq!(s.next_due(), None);
         assert!(s.is_empty());
@@ -470,7 +556,7 @@ mod tests {
     fn phases_of_three_thousand_tags_leave_no_ten_seconds_with_a_quarter_of_the_asks() {
         use sha2::{Digest, Sha256};
         let t0 = Instant::now();
-        let mut s = schedule(t0);
+        let mut s = schedule_with_budget(t0, usize::MAX);
         for id in 0..3000u64 {
             let hash = Sha256::digest(format!(
                 "registry.local/bench/repo-{}:tag-{}",
@@ -483,7 +569,7 @@ mod tests {
         }
         let mut per_second = [0usize; 60];
         while let Some(due) = s.next_due() {
-            for id in s.take_due(due, usize::MAX, usize::MAX) {
+            for id in s.take_due(due, usize::MAX) {
                 per_second[due.duration_since(t0).as_secs() as usize] += 1;
                 s.untrack(id);
             }
