@@ -137,6 +137,8 @@ pub struct Context {
     pub images: Store<ImageSummary>,
     /// Every ImageStream (the operator's one cache of them).
     pub streams: Store<DeserializeGuard<ImageStream>>,
+    /// The stream cache itself, for when it first saw each stream's current spec and request.
+    pub stream_cache: super::stores::StreamCache,
     /// Pull secrets of every namespace (only those of a stream's own namespace are ever used for it).
     pub secrets: Vec<Store<Secret>>,
     /// Event publisher.
@@ -167,8 +169,8 @@ pub struct Context {
 pub struct Caches {
     /// Every Image.
     pub images: Store<ImageSummary>,
-    /// Every ImageStream.
-    pub streams: Store<DeserializeGuard<ImageStream>>,
+    /// The stream cache.
+    pub streams: super::stores::StreamCache,
     /// Pull secrets, one store per secret type.
     pub secrets: Vec<Store<Secret>>,
     /// The mirror index as the mirror caches hold it now.
@@ -203,7 +205,8 @@ impl Context {
             config,
             namespace: caches.namespace,
             images: caches.images,
-            streams: caches.streams,
+            streams: caches.streams.store(),
+            stream_cache: caches.streams,
             secrets: caches.secrets,
             mirrors: MirrorState::new(caches.mirrors),
             engine,
@@ -382,7 +385,7 @@ mod tests {
             },
             Caches {
                 images: reflector::store::<ImageSummary>().0,
-                streams: reflector::store::<DeserializeGuard<ImageStream>>().0,
+                streams: crate::controller::stores::StreamCache::new(),
                 secrets: vec![store],
                 mirrors: MirrorIndex::default(),
                 namespace: None,

@@ -34,8 +34,12 @@ use crate::domain::tag_need::Freshness;
 use crate::metrics::{ImportResult, Metrics};
 use crate::registry::Access;
 
-/// A stream, as the engine names its subscribers and the controller's queue takes them.
+/// A stream, as the controller's queue takes it.
 pub type StreamRef = ObjectRef<DeserializeGuard<ImageStream>>;
+
+/// A subscribed stream, as the engine's maps name it: four bytes rather than a reference's
+/// strings, for every subscription of every stream.
+type StreamId = u32;
 
 /// The retry of a distinct tag after a transient failure: 5 s, 10 s, 20 s … up to 5 minutes,
 /// unless the registry says how long to wait.
@@ -139,9 +143,9 @@ struct Tracked {
     key: DistinctTag,
     job: Arc<TagJob>,
     /// Subscribed streams, with how many of their tags subscribe and how many of those poll.
-    subscribers: HashMap<StreamRef, (u32, u32)>,
+    subscribers: HashMap<StreamId, (u32, u32)>,
     /// Streams waiting for a fresher answer.
-    waiters: HashSet<StreamRef>,
+    waiters: HashSet<StreamId>,
     answer: Option<Arc<TagAnswer>>,
 }
 
@@ -154,7 +158,11 @@ impl Tracked {
 struct State {
     ids: HashMap<DistinctTag, TagId>,
     tags: HashMap<TagId, Tracked>,
-    streams: HashMap<StreamRef, Vec<(TagId, bool)>>,
+    /// Subscribed streams: their id and their tags' distinct tags (and whether each polls).
+    streams: HashMap<StreamRef, (StreamId, Vec<(TagId, bool)>)>,
+    /// The reference of each subscribed stream, to wake it.
+    stream_refs: HashMap<StreamId, StreamRef>,
+    next_stream: StreamId,
     schedule: PollSchedule,
     next_id: TagId,
 }
@@ -183,6 +191,8 @@ impl ImportEngine {
                 ids: HashMap::new(),
                 tags: HashMap::new(),
                 streams: HashMap::new(),
+                stream_refs: HashMap::new(),
+                next_stream: 0,
                 schedule: PollSchedule::new(
                     interval,
                     Instant::now().into_std(),
@@ -223,15 +233,8 @@ impl ImportEngine {
                 subscribed.push((id, subscription.polls));
                 needs.push((id, subscription.need));
             }
-            let before = if subscribed.is_empty() {
-                state.streams.remove(stream).unwrap_or_default()
-            } else {
-                state
-                    .streams
-                    .insert(stream.clone(), subscribed.clone())
-                    .unwrap_or_default()
-            };
-            state.resubscribe(stream, &before, &subscribed, now);
+            let (stream_id, before) = state.set_subscriptions(stream, subscribed.clone());
+            state.resubscribe(stream_id, &before, &subscribed, now);
             // A tag that now polls may be due before anything the driver sleeps for.
             wake_driver |= state.schedule.next_due() != due_before;
             needs
@@ -242,16 +245,15 @@ impl ImportEngine {
                         .get_mut(&id)
                         .expect("subscribed tags are tracked");
                     let fresh = |need: Freshness| {
-                        tracked.answer.as_ref().is_some_and(|answer| {
-                            need.satisfied_by(answer.asked_at.into_std(), now.into_std())
-                        })
+                        tracked
+                            .answer
+                            .as_ref()
+                            .is_some_and(|answer| need.satisfied_by(answer.asked_at.into_std()))
                     };
                     let pending = need.is_some_and(|need| !fresh(need));
                     if let Some(need) = need.filter(|_| pending) {
-                        tracked.waiters.insert(stream.clone());
-                        state
-                            .schedule
-                            .want(id, need.asked_since(now.into_std()), now.into_std());
+                        tracked.waiters.insert(stream_id);
+                        state.schedule.want(id, need.asked_since, now.into_std());
                         wake_driver = true;
                     }
                     SubscriptionState {
@@ -270,9 +272,8 @@ impl ImportEngine {
     /// Forgets every subscription of `stream` (deleted, or no longer served).
     pub fn forget_stream(&self, stream: &StreamRef) {
         let mut state = self.state();
-        if let Some(before) = state.streams.remove(stream) {
-            state.resubscribe(stream, &before, &[], Instant::now());
-        }
+        let (stream_id, before) = state.set_subscriptions(stream, Vec::new());
+        state.resubscribe(stream_id, &before, &[], Instant::now());
     }
 
     /// Forgets the streams for which `keep` says no; returns how many were forgotten.
@@ -344,11 +345,13 @@ impl ImportEngine {
                 asked_at,
                 seen,
             }));
-            let mut wake: HashSet<StreamRef> = tracked.waiters.drain().collect();
+            let mut wake: HashSet<StreamId> = tracked.waiters.drain().collect();
             if changed {
-                wake.extend(tracked.subscribers.keys().cloned());
+                wake.extend(tracked.subscribers.keys().copied());
             }
-            wake.into_iter().collect()
+            wake.iter()
+                .filter_map(|id| state.stream_refs.get(id).cloned())
+                .collect()
         };
         for stream in wake {
             let _ = self.wakes.unbounded_send(stream);
@@ -357,6 +360,32 @@ impl ImportEngine {
 }
 
 impl State {
+    /// Records `subscribed` as the subscriptions of `stream` (none: forgets the stream) and returns
+    /// the stream's id with the subscriptions it had before.
+    fn set_subscriptions(
+        &mut self,
+        stream: &StreamRef,
+        subscribed: Vec<(TagId, bool)>,
+    ) -> (StreamId, Vec<(TagId, bool)>) {
+        if subscribed.is_empty() {
+            return match self.streams.remove(stream) {
+                Some((id, before)) => {
+                    self.stream_refs.remove(&id);
+                    (id, before)
+                }
+                None => (StreamId::MAX, Vec::new()),
+            };
+        }
+        if let Some((id, tags)) = self.streams.get_mut(stream) {
+            return (*id, std::mem::replace(tags, subscribed));
+        }
+        let id = self.next_stream;
+        self.next_stream = self.next_stream.wrapping_add(1);
+        self.streams.insert(stream.clone(), (id, subscribed));
+        self.stream_refs.insert(id, stream.clone());
+        (id, Vec::new())
+    }
+
     /// The id of `key`, tracked from now on if it was not.
     fn track(&mut self, key: DistinctTag, job: TagJob) -> TagId {
         if let Some(id) = self.ids.get(&key) {
@@ -383,7 +412,7 @@ impl State {
     /// Moves `stream` from the distinct tags of `before` to those of `after`.
     fn resubscribe(
         &mut self,
-        stream: &StreamRef,
+        stream: StreamId,
         before: &[(TagId, bool)],
         after: &[(TagId, bool)],
         now: Instant,
@@ -391,20 +420,20 @@ impl State {
         let mut touched: HashSet<TagId> = HashSet::new();
         for (id, polls) in before {
             if let Some(tracked) = self.tags.get_mut(id)
-                && let Some((count, polling)) = tracked.subscribers.get_mut(stream)
+                && let Some((count, polling)) = tracked.subscribers.get_mut(&stream)
             {
                 *count = count.saturating_sub(1);
                 *polling = polling.saturating_sub(u32::from(*polls));
                 if *count == 0 {
-                    tracked.subscribers.remove(stream);
-                    tracked.waiters.remove(stream);
+                    tracked.subscribers.remove(&stream);
+                    tracked.waiters.remove(&stream);
                 }
             }
             touched.insert(*id);
         }
         for (id, polls) in after {
             if let Some(tracked) = self.tags.get_mut(id) {
-                let entry = tracked.subscribers.entry(stream.clone()).or_insert((0, 0));
+                let entry = tracked.subscribers.entry(stream).or_insert((0, 0));
                 entry.0 += 1;
                 entry.1 += u32::from(*polls);
             }

@@ -16,7 +16,6 @@ use kube::api::{Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use thiserror::Error;
 use tokio::time::Instant;
@@ -25,6 +24,7 @@ use super::access::{lookup_stream, service_account_may_get_image_streams};
 use super::context::object_key;
 use super::engine::{AnswerOutcome, Subscription, TagJob};
 use super::mirrors::import_kind;
+use super::stores::stream_ref;
 use super::{Context, FIELD_MANAGER, IMPORT_REQUESTED_ANNOTATION, now_time};
 use crate::api::ImageStream;
 use crate::api::image_stream::TagEvent;
@@ -100,7 +100,10 @@ pub async fn reconcile(
     guard: Arc<DeserializeGuard<ImageStream>>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    let stream_ref = ObjectRef::from_obj(guard.as_ref());
+    let stream_ref = stream_ref(
+        guard.meta().namespace.as_deref().unwrap_or_default(),
+        guard.meta().name.as_deref().unwrap_or_default(),
+    );
     let stream = match &guard.0 {
         Ok(stream) => stream,
         Err(invalid) => {
@@ -126,6 +129,12 @@ pub async fn reconcile(
         .annotations()
         .get(IMPORT_REQUESTED_ANNOTATION)
         .map(String::as_str);
+    // When the watch first saw the stream as it is now: a spec change or request counts from
+    // then, however long the stream waited for this reconcile.
+    let seen = ctx
+        .stream_cache
+        .changed_at(&stream_ref)
+        .map_or(now, |at| at.min(now));
     let remembered = ctx.with_memory(&key, |memory| {
         if let Some(written) = &memory.written_version {
             if cache_is_behind(stream.resource_version().as_deref(), written) {
@@ -136,8 +145,8 @@ pub async fn reconcile(
         let generation_seen_at = match memory.generation_seen {
             Some((seen, at)) if seen == generation => at,
             _ => {
-                memory.generation_seen = Some((generation, now));
-                now
+                memory.generation_seen = Some((generation, seen));
+                seen
             }
         };
         let request = unserved_request(
@@ -149,8 +158,8 @@ pub async fn reconcile(
         let requested_at = request.as_ref().map(|request| match &memory.request_seen {
             Some((seen, at)) if seen == request => *at,
             _ => {
-                memory.request_seen = Some((request.clone(), now));
-                now
+                memory.request_seen = Some((request.clone(), seen));
+                seen
             }
         });
         Some((

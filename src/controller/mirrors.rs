@@ -159,8 +159,9 @@ pub async fn maintain_index(
                         .mirrors_changed
                         .extend(tags.into_iter().map(|tag| (tag, now)))
                 });
-                let _ = wake.unbounded_send(kube::runtime::reflector::ObjectRef::from_obj(
-                    guard.as_ref(),
+                let _ = wake.unbounded_send(super::stores::stream_ref(
+                    stream.metadata.namespace.as_deref().unwrap_or_default(),
+                    &stream.name_any(),
                 ));
             }
             tracing::info!(

@@ -169,7 +169,7 @@ pub async fn run_controllers_reporting(
         config.clone(),
         Caches {
             images: images.clone(),
-            streams: streams.store(),
+            streams: streams.clone(),
             secrets,
             mirrors: mirror_stores.index(),
             namespace: namespace.clone(),

@@ -24,10 +24,19 @@ use crate::api::ImageStream;
 /// The annotation `kubectl apply` keeps a whole copy of the object in.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// Drops from an object's metadata what no controller reads: managed fields (apart from the
-/// operator's own entry, which the trigger controller compares with) and kubectl's copy of the
-/// last applied object.
+/// Drops from an object's metadata what no controller reads: managed fields and kubectl's copy
+/// of the last applied object.
 pub fn trim_metadata<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// Like [`trim_metadata`], but keeps the operator's own managed-fields entry, which the trigger
+/// controller compares with to know which images it owns.
+pub fn trim_metadata_keeping_own_fields<K: Resource>(object: &mut K) {
     let meta = object.meta_mut();
     if let Some(fields) = meta.managed_fields.as_mut() {
         fields.retain(|entry| entry.manager.as_deref() == Some(super::FIELD_MANAGER));
@@ -38,6 +47,12 @@ pub fn trim_metadata<K: Resource>(object: &mut K) {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove(LAST_APPLIED);
     }
+}
+
+/// A stream's reference without the resourceVersion and uid an object's own reference carries:
+/// what the operator's maps and queues keep.
+pub fn stream_ref(namespace: &str, name: &str) -> StreamRef {
+    ObjectRef::new(name).within(namespace)
 }
 
 /// Spawns a trimmed reflector for `api` filtered by `config` and returns its store. `changed` is
@@ -133,12 +148,16 @@ impl StreamChange {
     }
 }
 
+/// Per stream: the fingerprint of what imports depend on, and when the watch first saw it.
+type Fingerprints = HashMap<StreamRef, (u64, tokio::time::Instant)>;
+
 /// The one cache of ImageStreams, and its fan-out of changes.
 #[derive(Clone)]
 pub struct StreamCache {
     store: Store<DeserializeGuard<ImageStream>>,
     writer: Arc<Mutex<Option<reflector::store::Writer<DeserializeGuard<ImageStream>>>>>,
     subscribers: Arc<Mutex<Vec<UnboundedSender<StreamChange>>>>,
+    fingerprints: Arc<Mutex<Fingerprints>>,
 }
 
 impl Default for StreamCache {
@@ -155,7 +174,20 @@ impl StreamCache {
             store,
             writer: Arc::new(Mutex::new(Some(writer))),
             subscribers: Arc::default(),
+            fingerprints: Arc::default(),
         }
+    }
+
+    /// When the watch first saw what imports depend on in `stream` as it is now (its spec
+    /// generation, import request and deletion), if it has seen the stream: the moment a spec
+    /// change or a request reached the operator, however long the stream then waited for its
+    /// reconcile.
+    pub fn changed_at(&self, stream: &StreamRef) -> Option<tokio::time::Instant> {
+        self.fingerprints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(stream)
+            .map(|(_, at)| *at)
     }
 
     /// The store (every stream the watch sees).
@@ -182,6 +214,7 @@ impl StreamCache {
         let api = Api::<DeserializeGuard<ImageStream>>::all(client);
         let subscribers = self.subscribers.clone();
         let store = self.store.clone();
+        let fingerprints = self.fingerprints.clone();
         let events = reflector::reflector(
             writer,
             watcher(api, watcher::Config::default())
@@ -189,7 +222,6 @@ impl StreamCache {
                 .modify(trim_metadata::<DeserializeGuard<ImageStream>>),
         );
         tokio::spawn(async move {
-            let mut fingerprints: HashMap<StreamRef, u64> = HashMap::new();
             let mut events = std::pin::pin!(events);
             while let Some(event) = events.next().await {
                 let changes: Vec<StreamChange> = match event {
@@ -198,24 +230,35 @@ impl StreamCache {
                         continue;
                     }
                     Ok(watcher::Event::Apply(stream) | watcher::Event::InitApply(stream)) => {
-                        let key = ObjectRef::from_obj(&stream);
+                        let key = lean_ref(&stream);
                         let fingerprint = import_fingerprint(&stream);
+                        let mut fingerprints =
+                            fingerprints.lock().unwrap_or_else(|p| p.into_inner());
                         let for_import =
-                            fingerprints.insert(key.clone(), fingerprint) != Some(fingerprint);
+                            fingerprints.get(&key).map(|(f, _)| *f) != Some(fingerprint);
+                        if for_import {
+                            let seen = tokio::time::Instant::now();
+                            fingerprints.insert(key.clone(), (fingerprint, seen));
+                        }
                         vec![StreamChange::Applied {
                             stream: key,
                             for_import,
                         }]
                     }
                     Ok(watcher::Event::Delete(stream)) => {
-                        let key = ObjectRef::from_obj(&stream);
-                        fingerprints.remove(&key);
+                        let key = lean_ref(&stream);
+                        fingerprints
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&key);
                         vec![StreamChange::Deleted { stream: key }]
                     }
                     Ok(watcher::Event::Init) => Vec::new(),
                     // Streams deleted while the watch was down are gone from the store now.
                     Ok(watcher::Event::InitDone) => {
                         let mut gone = Vec::new();
+                        let mut fingerprints =
+                            fingerprints.lock().unwrap_or_else(|p| p.into_inner());
                         fingerprints.retain(|key, _| {
                             let kept = store.get(key).is_some();
                             if !kept {
@@ -237,6 +280,13 @@ impl StreamCache {
             }
         });
     }
+}
+
+fn lean_ref(stream: &DeserializeGuard<ImageStream>) -> StreamRef {
+    stream_ref(
+        stream.meta().namespace.as_deref().unwrap_or_default(),
+        stream.meta().name.as_deref().unwrap_or_default(),
+    )
 }
 
 /// What the ImageStream controller's decisions depend on, apart from status: a stream whose

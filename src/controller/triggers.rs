@@ -34,7 +34,9 @@ use thiserror::Error;
 use super::FIELD_MANAGER;
 use super::access::{lookup_stream, service_account_may_get_image_streams};
 use super::events::EventPublisher;
-use super::stores::{StreamCache, StreamChange, trim_metadata, wait_until_listed};
+use super::stores::{
+    StreamCache, StreamChange, trim_metadata_keeping_own_fields, wait_until_listed,
+};
 use crate::api::ImageStream;
 use crate::api::triggers::{
     ContainerList, ImageTrigger, TRIGGERS_ANNOTATION, WorkloadKind, locate_containers,
@@ -634,7 +636,7 @@ fn keep_triggered<K: TriggeredWorkload>(
             .is_some_and(|a| a.contains_key(TRIGGERS_ANNOTATION))
     };
     let slim = |mut object: DeserializeGuard<K>| {
-        trim_metadata(&mut object);
+        trim_metadata_keeping_own_fields(&mut object);
         object
     };
     match event {

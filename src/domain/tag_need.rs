@@ -9,32 +9,17 @@ use std::time::{Duration, Instant};
 use crate::api::image_stream::{CONDITION_IMPORT_SUCCESS, NamedTagEventList, TagReference};
 use crate::domain::history::observed_generation;
 
-/// How fresh an answer must be.
+/// How fresh an answer must be: asked at or after this instant. Answers asked before do not count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Freshness {
-    /// Asked less than this long ago: a first import may share the answer that the tag's other
-    /// subscribers are served, instead of asking again.
-    Within(Duration),
-    /// Asked at or after this instant: after a spec change, an import request or a mirror change,
-    /// an earlier answer does not count.
-    AskedSince(Instant),
+pub struct Freshness {
+    /// The earliest start of an ask that counts.
+    pub asked_since: Instant,
 }
 
 impl Freshness {
-    /// Whether an answer asked at `asked_at` is fresh enough at `now`.
-    pub fn satisfied_by(self, asked_at: Instant, now: Instant) -> bool {
-        match self {
-            Freshness::Within(age) => now.saturating_duration_since(asked_at) < age,
-            Freshness::AskedSince(since) => asked_at >= since,
-        }
-    }
-
-    /// The earliest start of an ask that satisfies this at `now`.
-    pub fn asked_since(self, now: Instant) -> Instant {
-        match self {
-            Freshness::Within(age) => now.checked_sub(age).unwrap_or(now),
-            Freshness::AskedSince(since) => since,
-        }
+    /// Whether an answer asked at `asked_at` is fresh enough.
+    pub fn satisfied_by(self, asked_at: Instant) -> bool {
+        asked_at >= self.asked_since
     }
 }
 
@@ -61,14 +46,16 @@ pub struct NeedInputs<'a> {
     pub stream_generation: i64,
     /// Whether `from.name` pins a digest.
     pub digest_pinned: bool,
-    /// When this process first saw the stream at its current generation.
+    /// When this process first saw the stream at its current generation (on a first import: when
+    /// it first saw the stream).
     pub generation_seen_at: Instant,
     /// When this process first saw the stream's unserved import request, if there is one.
     pub requested_at: Option<Instant>,
     /// When a mirror policy change altered the tag's pull sources, if it has not been imported
     /// since.
     pub mirrors_changed_at: Option<Instant>,
-    /// The import interval: how old a shared answer a first import may take.
+    /// The import interval: a first import may take an answer asked up to one interval before the
+    /// stream was seen.
     pub interval: Duration,
 }
 
@@ -87,11 +74,14 @@ pub fn tag_need(inputs: &NeedInputs<'_>) -> TagNeed {
     .into_iter()
     .flatten()
     .max();
-    if let Some(since) = since {
-        return TagNeed::Answer(Freshness::AskedSince(since));
+    if let Some(asked_since) = since {
+        return TagNeed::Answer(Freshness { asked_since });
     }
     if never_processed {
-        return TagNeed::Answer(Freshness::Within(inputs.interval));
+        let seen = inputs.generation_seen_at;
+        return TagNeed::Answer(Freshness {
+            asked_since: seen.checked_sub(inputs.interval).unwrap_or(seen),
+        });
     }
     let has_history = inputs.status.is_some_and(|tag| !tag.items.is_empty());
     let failing = inputs.status.is_some_and(|tag| {
@@ -203,13 +193,13 @@ mod tests {
         let unscheduled = docker_tag(false);
         let imported = imported_at(1);
         let failed = failed_at(1);
-        let fresh = |t| TagNeed::Answer(Freshness::AskedSince(t));
+        let fresh = |asked_since| TagNeed::Answer(Freshness { asked_since });
         type Case<'a> = (&'a str, NeedInputs<'a>, TagNeed);
         let mut cases: Vec<Case> = vec![
             (
-                "never imported: any answer of the last interval",
-                inputs(&unscheduled, None, t0),
-                TagNeed::Answer(Freshness::Within(INTERVAL)),
+                "never imported: any answer of the interval before the stream was seen",
+                inputs(&unscheduled, None, t1 + INTERVAL),
+                fresh(t1),
             ),
             (
                 "imported, unscheduled: kept",
@@ -264,15 +254,13 @@ mod tests {
     }
 
     #[test]
-    fn freshness_by_age_or_by_instant() {
+    fn an_answer_is_fresh_from_the_instant_on() {
         let t0 = Instant::now();
-        let within = Freshness::Within(Duration::from_secs(60));
-        assert!(within.satisfied_by(t0, t0 + Duration::from_secs(59)));
-        assert!(!within.satisfied_by(t0, t0 + Duration::from_secs(60)));
-        let since = Freshness::AskedSince(t0 + Duration::from_secs(5));
-        assert!(!since.satisfied_by(t0 + Duration::from_secs(4), t0 + Duration::from_secs(9)));
-        assert!(since.satisfied_by(t0 + Duration::from_secs(5), t0 + Duration::from_secs(9)));
-        assert_eq!(since.asked_since(t0), t0 + Duration::from_secs(5));
+        let since = Freshness {
+            asked_since: t0 + Duration::from_secs(5),
+        };
+        assert!(!since.satisfied_by(t0 + Duration::from_secs(4)));
+        assert!(since.satisfied_by(t0 + Duration::from_secs(5)));
     }
 
     #[test]
