@@ -218,22 +218,26 @@ impl PollSchedule {
 
     /// Records how the ask of `id` started at its flight ended at `now`, and schedules the next:
     /// at once when someone asked for a newer answer meanwhile; after the backoff (or the
-    /// registry's wait) after a transient failure; else at the next phase if the tag is periodic.
+    /// registry's wait) after a transient failure; else, if the tag is periodic, at the first
+    /// phase at least nine tenths of an interval after the ask started — one interval later in
+    /// steady state, at most 1.9 intervals after an ask off the phase.
     pub fn finish(&mut self, id: TagId, outcome: AskOutcome, now: Instant) {
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
-        if entry.flight.take().is_none() {
+        let Some(started) = entry.flight.take() else {
             return;
-        }
+        };
         let host = entry.host.clone();
         let again = std::mem::take(&mut entry.again);
         let (periodic, phase) = (entry.periodic, entry.phase);
         let gap = self.interval / 10;
         let at = match outcome {
+            // Never asked twice within (nine tenths of) an interval: a tag asked off its phase (a
+            // first import, a request) skips the phase that comes too soon after.
             AskOutcome::Answered => {
                 entry.failures = 0;
-                periodic.then(|| self.next_slot(phase, now, gap))
+                periodic.then(|| self.next_slot(phase, started, self.interval - gap))
             }
             AskOutcome::Transient { retry_after } => {
                 let backoff = self.retry.delay(entry.failures);
@@ -268,10 +272,7 @@ impl PollSchedule {
         self.entries.get(&id).and_then(|e| e.due)
     }
 
-    /// The first instant of `phase` in the interval grid at least `gap` after `after`. After an
-    /// ask the gap is a tenth of an interval: a tag asked off its phase (a first import, a
-    /// request) is asked again at its phase, not twice in a moment, and never waits more than 1.1
-    /// intervals.
+    /// The first instant of `phase` in the interval grid at least `gap` after `after`.
     fn next_slot(&self, phase: Duration, after: Instant, gap: Duration) -> Instant {
         let earliest = after + gap;
         let first = self.epoch + phase;
@@ -368,7 +369,7 @@ mod tests {
     }
 
     #[test]
-    fn a_wanted_tag_is_asked_now_and_then_returns_to_its_phase() {
+    fn a_wanted_tag_is_asked_now_and_never_again_within_nine_tenths_of_an_interval() {
         let t0 = Instant::now();
         let mut s = schedule(t0);
         s.track(1, host(), at_phase(30));
@@ -376,13 +377,17 @@ mod tests {
         s.want(1, t0 + secs(3), t0 + secs(3));
         assert_eq!(s.take_due(t0 + secs(3), 10), vec![1]);
         s.finish(1, AskOutcome::Answered, t0 + secs(3));
-        // The phase at 30 s is far enough away to keep.
-        assert_eq!(s.next_due(), Some(t0 + secs(30)));
-        // Asked at 28 s, the phase at 30 s is too close: the next is at 90 s.
-        s.want(1, t0 + secs(28), t0 + secs(28));
-        assert_eq!(s.take_due(t0 + secs(28), 10), vec![1]);
-        s.finish(1, AskOutcome::Answered, t0 + secs(28));
+        // The phase at 30 s is too soon after the ask: the next is at 90 s.
         assert_eq!(s.next_due(), Some(t0 + secs(90)));
+        // Asked at 89 s, just before its phase at 90 s: that phase is skipped, the next is at 150 s.
+        s.want(1, t0 + secs(89), t0 + secs(89));
+        assert_eq!(s.take_due(t0 + secs(89), 10), vec![1]);
+        s.finish(1, AskOutcome::Answered, t0 + secs(89));
+        assert_eq!(s.next_due(), Some(t0 + secs(150)));
+        // A periodic ask that starts late (its host was busy) keeps the next phase.
+        assert_eq!(s.take_due(t0 + secs(152), 10), vec![1]);
+        s.finish(1, AskOutcome::Answered, t0 + secs(152));
+        assert_eq!(s.next_due(), Some(t0 + secs(210)));
     }
 
     #[test]
