@@ -1126,6 +1126,28 @@ fn registry_window(requests: &[RegistryRequest]) -> RegistryWindow {
     window
 }
 
+/// The operator's HEADs split by what asked them: the first HEAD of each tag in the window, a
+/// HEAD at least `spacing` after the same tag's previous one (a scheduled poll of a tag already
+/// answered), and a HEAD sooner than that (a repeat the engine should never send). Log times have
+/// one-second resolution, so a second of slack is allowed.
+fn heads_by_kind(requests: &[RegistryRequest], spacing: Duration) -> (usize, usize, usize) {
+    let mut last: HashMap<&str, u64> = HashMap::new();
+    let (mut first, mut polls, mut repeats) = (0, 0, 0);
+    let spacing = spacing.as_secs().saturating_sub(1);
+    for request in requests
+        .iter()
+        .filter(|r| is_operator(r) && r.method == "HEAD")
+    {
+        let at = request.time.map(unix_seconds).unwrap_or_default();
+        match last.insert(request.path.as_str(), at) {
+            None => first += 1,
+            Some(previous) if at.saturating_sub(previous) >= spacing => polls += 1,
+            Some(_) => repeats += 1,
+        }
+    }
+    (first, polls, repeats)
+}
+
 /// The requests logged between two marks (lengths of the log at two moments).
 fn window_of(requests: &[RegistryRequest], from: usize, to: usize) -> &[RegistryRequest] {
     requests
@@ -1568,6 +1590,14 @@ async fn first_import(
         "registry HEADs (first-import HEADs / distinct tags)",
         format!("{} ({:.2})", window.heads, per_tag(window.heads)),
         at_most(per_tag(window.heads), 1.0, "1 per distinct tag"),
+    );
+    let first_import_requests = window_of(&requests, before.registry, end.registry);
+    let (first_asks, polls, repeats) = heads_by_kind(first_import_requests, p.interval * 9 / 10);
+    report.check(
+        section,
+        "… of which first asks / scheduled polls ≥ 0.9 interval after the tag's last / repeats sooner",
+        format!("{first_asks} / {polls} / {repeats}"),
+        at_most(repeats as f64, 0.0, "no repeats"),
     );
     report.check(
         section,
@@ -2035,6 +2065,26 @@ apiserver_request_sli_duration_seconds_bucket{verb="POST",le="1"} 99"#,
         assert_eq!(busiest_window(&per_second, 100, 120), 7);
         // A cycle shorter than the window is one window.
         assert_eq!(busiest_window(&per_second, 104, 110), 3);
+    }
+
+    #[test]
+    fn heads_split_into_first_asks_scheduled_polls_and_repeats() {
+        let head = |path: &str, at: u64| RegistryRequest {
+            method: "HEAD".into(),
+            path: path.into(),
+            status: 200,
+            user_agent: format!("{OPERATOR_AGENT_PREFIX}0.1.0"),
+            time: Some(UNIX_EPOCH + Duration::from_secs(at)),
+        };
+        let requests = [
+            head("/v2/a/manifests/t", 100),
+            head("/v2/b/manifests/t", 101),
+            head("/v2/a/manifests/t", 155),
+            head("/v2/b/manifests/t", 110),
+            head("/v2/b/manifests/t", 175),
+        ];
+        // a: first, then a poll 55 s later; b: first, a repeat 9 s later, a poll 65 s after it.
+        assert_eq!(heads_by_kind(&requests, Duration::from_secs(54)), (2, 2, 1));
     }
 
     #[test]
