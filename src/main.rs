@@ -3,7 +3,7 @@
 use clap::Parser;
 use imagestream_operator::cli::{Cli, run};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     // kube and reqwest would each pick a different default provider; one explicit choice avoids a
     // panic at the first TLS connection.

@@ -14,9 +14,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::core::DeserializeGuard;
 use kube::runtime::reflector::ObjectRef;
@@ -467,7 +467,10 @@ impl ImportEngine {
         Fut: std::future::Future<Output = Resolution>,
     {
         let mut flights = FuturesUnordered::new();
-        tokio::pin!(stop);
+        // One timer, moved rather than made anew on every turn of the loop.
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(stop, timer);
+        let mut timer_armed = false;
         loop {
             let capacity = self.import_concurrency.saturating_sub(flights.len());
             let (due, next) = self.take_due(capacity);
@@ -476,19 +479,25 @@ impl ImportEngine {
                 let flight = resolve(job);
                 flights.push(async move { (id, asked_at, flight.await) });
             }
-            let can_start = flights.len() < self.import_concurrency;
-            let sleep = async {
-                match next {
-                    Some(at) if can_start => tokio::time::sleep_until(at).await,
-                    _ => std::future::pending().await,
+            timer_armed = match next {
+                Some(at) if flights.len() < self.import_concurrency => {
+                    if !timer_armed || timer.deadline() != at {
+                        timer.as_mut().reset(at);
+                    }
+                    true
                 }
+                _ => false,
             };
             tokio::select! {
                 _ = &mut stop => return,
                 _ = self.work.notified() => {}
-                _ = sleep => {}
+                _ = &mut timer, if timer_armed => timer_armed = false,
                 Some((id, asked_at, resolution)) = flights.next(), if !flights.is_empty() => {
                     self.finish(id, asked_at, resolution);
+                    // Record every other answer that is in too before looking for more work.
+                    while let Some(Some((id, asked_at, resolution))) = flights.next().now_or_never() {
+                        self.finish(id, asked_at, resolution);
+                    }
                 }
             }
         }

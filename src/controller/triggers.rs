@@ -121,6 +121,12 @@ pub trait TriggeredWorkload:
 
     /// The spec of the pod template, if the object has one.
     fn pod_spec(&self) -> Option<&PodSpec>;
+
+    /// The same, to change.
+    fn pod_spec_mut(&mut self) -> Option<&mut PodSpec>;
+
+    /// Drops the status, which the controller never reads.
+    fn drop_status(&mut self);
 }
 
 impl TriggeredWorkload for Deployment {
@@ -128,6 +134,14 @@ impl TriggeredWorkload for Deployment {
 
     fn pod_spec(&self) -> Option<&PodSpec> {
         self.spec.as_ref()?.template.spec.as_ref()
+    }
+
+    fn pod_spec_mut(&mut self) -> Option<&mut PodSpec> {
+        self.spec.as_mut()?.template.spec.as_mut()
+    }
+
+    fn drop_status(&mut self) {
+        self.status = None;
     }
 }
 
@@ -137,6 +151,14 @@ impl TriggeredWorkload for StatefulSet {
     fn pod_spec(&self) -> Option<&PodSpec> {
         self.spec.as_ref()?.template.spec.as_ref()
     }
+
+    fn pod_spec_mut(&mut self) -> Option<&mut PodSpec> {
+        self.spec.as_mut()?.template.spec.as_mut()
+    }
+
+    fn drop_status(&mut self) {
+        self.status = None;
+    }
 }
 
 impl TriggeredWorkload for DaemonSet {
@@ -144,6 +166,14 @@ impl TriggeredWorkload for DaemonSet {
 
     fn pod_spec(&self) -> Option<&PodSpec> {
         self.spec.as_ref()?.template.spec.as_ref()
+    }
+
+    fn pod_spec_mut(&mut self) -> Option<&mut PodSpec> {
+        self.spec.as_mut()?.template.spec.as_mut()
+    }
+
+    fn drop_status(&mut self) {
+        self.status = None;
     }
 }
 
@@ -160,6 +190,43 @@ impl TriggeredWorkload for CronJob {
             .spec
             .as_ref()
     }
+
+    fn pod_spec_mut(&mut self) -> Option<&mut PodSpec> {
+        self.spec
+            .as_mut()?
+            .job_template
+            .spec
+            .as_mut()?
+            .template
+            .spec
+            .as_mut()
+    }
+
+    fn drop_status(&mut self) {
+        self.status = None;
+    }
+}
+
+/// Cuts a cached pod spec down to what triggers read: the names and images of containers and
+/// init containers, and the service account. A workload's cache entry then costs its triggers,
+/// not its environment, volumes and probes.
+fn slim_pod_spec(spec: &mut PodSpec) {
+    let keep =
+        |container: &k8s_openapi::api::core::v1::Container| k8s_openapi::api::core::v1::Container {
+            name: container.name.clone(),
+            image: container.image.clone(),
+            ..Default::default()
+        };
+    *spec = PodSpec {
+        containers: spec.containers.iter().map(keep).collect(),
+        init_containers: spec
+            .init_containers
+            .as_ref()
+            .map(|containers| containers.iter().map(keep).collect()),
+        service_account_name: spec.service_account_name.take(),
+        service_account: spec.service_account.take(),
+        ..PodSpec::default()
+    };
 }
 
 /// The names and images of a pod spec's containers.
@@ -637,6 +704,12 @@ fn keep_triggered<K: TriggeredWorkload>(
     };
     let slim = |mut object: DeserializeGuard<K>| {
         trim_metadata_keeping_own_fields(&mut object);
+        if let Ok(workload) = object.0.as_mut() {
+            workload.drop_status();
+            if let Some(spec) = workload.pod_spec_mut() {
+                slim_pod_spec(spec);
+            }
+        }
         object
     };
     match event {
@@ -1043,6 +1116,31 @@ mod tests {
         let delays: Vec<u64> = (0..12).map(|a| RETRY.delay(a).as_secs()).collect();
         assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
         assert_eq!(ACCESS_RECHECK.delay(u32::MAX), ACCESS_RECHECK.max);
+    }
+
+    #[test]
+    fn a_cached_pod_spec_keeps_only_what_triggers_read() {
+        let mut spec: PodSpec = serde_json::from_value(serde_json::json!({
+            "serviceAccountName": "app",
+            "initContainers": [{"name": "migrate", "image": "m", "command": ["migrate"]}],
+            "containers": [{
+                "name": "web", "image": "w",
+                "env": [{"name": "A", "value": "1"}],
+                "ports": [{"containerPort": 80}],
+            }],
+            "volumes": [{"name": "data", "emptyDir": {}}],
+            "nodeSelector": {"disk": "ssd"},
+        }))
+        .unwrap();
+        slim_pod_spec(&mut spec);
+        assert_eq!(
+            serde_json::to_value(&spec).unwrap(),
+            serde_json::json!({
+                "serviceAccountName": "app",
+                "initContainers": [{"name": "migrate", "image": "m"}],
+                "containers": [{"name": "web", "image": "w"}],
+            })
+        );
     }
 
     #[test]
