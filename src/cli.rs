@@ -133,6 +133,24 @@ pub struct RunArgs {
     /// and the process exits anyway.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// Address of the push-notification receiver (`POST /notifications/<format>`); off when unset.
+    /// Needs `--webhook-secret`.
+    #[arg(long, env = "WEBHOOK_ADDR", requires = "webhook_secret")]
+    pub webhook_addr: Option<SocketAddr>,
+    /// The Secret (`NAMESPACE/NAME`) holding one key per enabled notification format, named like
+    /// the format's path (`distribution`, `github`, …); re-read when it changes.
+    #[arg(long, env = "WEBHOOK_SECRET", value_parser = parse_secret_ref)]
+    pub webhook_secret: Option<(String, String)>,
+    /// PEM certificate chain: serve the receiver over TLS (with `--webhook-tls-key`).
+    #[arg(long, env = "WEBHOOK_TLS_CERT", requires = "webhook_tls_key")]
+    pub webhook_tls_cert: Option<PathBuf>,
+    /// PEM private key of `--webhook-tls-cert`.
+    #[arg(long, env = "WEBHOOK_TLS_KEY", requires = "webhook_tls_cert")]
+    pub webhook_tls_key: Option<PathBuf>,
+}
+
+fn parse_secret_ref(s: &str) -> Result<(String, String), String> {
+    crate::webhook::keys::secret_ref(s)
 }
 
 /// How log lines are written.
@@ -183,6 +201,9 @@ pub enum CliError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The webhook's TLS certificate or key could not be used.
+    #[error("webhook TLS: {0}")]
+    WebhookTls(String),
     /// Leader election ended this instance's leadership.
     #[error(transparent)]
     Election(#[from] crate::leader::ElectionError),
@@ -226,6 +247,13 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Connect(e.to_string()))?;
     let client = kube::Client::try_from(kube_config.clone())
         .map_err(|e| CliError::Connect(e.to_string()))?;
+    let webhook_settings = WebhookSettings {
+        secret: args.webhook_secret.clone(),
+        tls: args
+            .webhook_tls_cert
+            .clone()
+            .zip(args.webhook_tls_key.clone()),
+    };
     let ca_bundle = match &args.registry_ca_bundle {
         Some(path) => Some(std::fs::read(path).map_err(|source| CliError::ReadFile {
             path: path.clone(),
@@ -267,9 +295,27 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
     };
     let timing = crate::leader::LeaseTiming::for_duration(args.leader_election_lease_duration);
     let health = Arc::new(crate::server::Health::new(timing.duration));
+    let engine_slot = Arc::new(crate::controller::engine::EngineSlot::default());
     let telemetry = crate::controller::run::Telemetry {
         metrics: metrics.clone(),
         health: health.clone(),
+        engine: engine_slot.clone(),
+    };
+    let webhook = match args.webhook_addr {
+        Some(addr) => Some(
+            start_webhook(
+                addr,
+                webhook_settings,
+                client.clone(),
+                crate::webhook::Receiver {
+                    keys: Arc::new(crate::webhook::Keys::default()),
+                    engine: engine_slot,
+                    metrics: metrics.clone(),
+                },
+            )
+            .await?,
+        ),
+        None => None,
     };
 
     let listener = tokio::net::TcpListener::bind(args.http_addr)
@@ -376,6 +422,10 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
         Ok(())
     };
 
+    if let Some((stop, task)) = webhook {
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
     let _ = stop_server.send(());
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Err(err))) => tracing::warn!(error = %err, "the HTTP server failed"),
@@ -383,6 +433,64 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
         Err(_) => tracing::warn!("the HTTP server did not stop in time"),
     }
     result
+}
+
+/// The receiver's flags other than its address.
+struct WebhookSettings {
+    secret: Option<(String, String)>,
+    tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// The push-notification receiver on `addr`, following the keys of `--webhook-secret`, until the
+/// returned sender is used or dropped.
+async fn start_webhook(
+    addr: SocketAddr,
+    settings: WebhookSettings,
+    client: kube::Client,
+    receiver: crate::webhook::Receiver,
+) -> Result<
+    (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ),
+    CliError,
+> {
+    let tls = match &settings.tls {
+        Some((cert, key)) => {
+            Some(crate::webhook::tls::server_config(cert, key).map_err(CliError::WebhookTls)?)
+        }
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| CliError::Listen { addr, source })?;
+    tracing::info!(%addr, tls = tls.is_some(), "serving push notifications on /notifications/<format>");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopped = futures::FutureExt::shared(stopped);
+    let keys = receiver.keys.clone();
+    let (namespace, name) = settings
+        .secret
+        .expect("clap requires --webhook-secret with --webhook-addr");
+    let following = stopped.clone();
+    tokio::spawn(crate::webhook::keys::follow_secret(
+        client,
+        namespace,
+        name,
+        keys,
+        async move {
+            let _ = following.await;
+        },
+    ));
+    let task = tokio::spawn(async move {
+        if let Err(err) = crate::webhook::serve(listener, tls, receiver, async move {
+            let _ = stopped.await;
+        })
+        .await
+        {
+            tracing::warn!(error = %err, "the webhook server failed");
+        }
+    });
+    Ok((stop, task))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

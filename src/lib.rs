@@ -8,8 +8,10 @@
 //!   sources, pull-secret keyrings, platforms, mirror plans, trigger resolution, Image garbage
 //!   collection — tested without a cluster.
 //! - [`registry`]: the registry client (HEAD/GET, challenge-driven auth, limits, metrics).
-//! - [`controller`]: the ImageStream and trigger controllers, the importer, the mirror index and the
-//!   Image collector; each a fetch → plan → apply → status pipeline over the pure rules.
+//! - [`controller`]: the import engine (one poller per distinct registry tag), the ImageStream and
+//!   trigger controllers, the importer, the mirror index and the Image collector; each a fetch →
+//!   plan (pure) → import (engine) → status pipeline over the pure rules.
+//! - [`webhook`]: the push-notification receiver, which hands pushed tags to the engine.
 //! - [`testenv`]: the local control plane and registries that integration tests and the demo run
 //!   against.
 //! - [`cli`]: the command-line interface of the `imagestream-operator` binary.
@@ -25,3 +27,4 @@ pub mod metrics;
 pub mod registry;
 pub mod server;
 pub mod testenv;
+pub mod webhook;

@@ -59,6 +59,29 @@ pub struct TriggerWriteLabels {
     pub kind: String,
 }
 
+/// Labels of a push notification received.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// The format (the path of the receiver): `distribution`, `harbor`, … or `unknown`.
+    pub source: String,
+    /// One of [`NOTIFICATION_RESULTS`].
+    pub result: String,
+}
+
+/// The `result` label of a notification: a push that moved tags to "import now" (`accepted`), an
+/// event with nothing to do (`ignored`: pulls, deletes, other actions, repositories nobody tracks),
+/// a request without valid credentials (`unauthenticated`), a body that is not the format's
+/// (`malformed`, including too large), a format with no key in the Secret (`disabled`) and a
+/// request received while this instance does not import (`unavailable`: standing by).
+pub const NOTIFICATION_RESULTS: [&str; 6] = [
+    "accepted",
+    "ignored",
+    "unauthenticated",
+    "malformed",
+    "disabled",
+    "unavailable",
+];
+
 /// Labels of an in-memory cache's size.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct CacheLabels {
@@ -113,6 +136,8 @@ pub struct Metrics {
     trigger_writes: Family<TriggerWriteLabels, Counter>,
     leader: Gauge,
     remembered: Family<CacheLabels, Gauge>,
+    notifications: Family<NotificationLabels, Counter>,
+    push_import_latency: Histogram,
     registry_client: RegistryMetrics,
 }
 
@@ -142,6 +167,19 @@ impl Metrics {
         let trigger_writes = Family::<TriggerWriteLabels, Counter>::default();
         let leader = Gauge::default();
         let remembered = Family::<CacheLabels, Gauge>::default();
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        // 1 ms … ~33 s: a HEAD on a local registry up to a push deferred by a registry's wait.
+        let push_import_latency = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "notifications",
+            "Push notifications received, per source (format) and result (accepted, ignored, unauthenticated, malformed, disabled, unavailable)",
+            notifications.clone(),
+        );
+        registry.register(
+            "push_import_latency_seconds",
+            "Time from a push notification to the answer of the ask it caused, per distinct tag",
+            push_import_latency.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciles run, per controller",
@@ -213,8 +251,36 @@ impl Metrics {
             trigger_writes,
             leader,
             remembered,
+            notifications,
+            push_import_latency,
             registry_client,
         }
+    }
+
+    /// Counts one notification (or one event of it) from `source` with `result`, one of
+    /// [`NOTIFICATION_RESULTS`].
+    pub fn count_notification(&self, source: &str, result: &str, events: u64) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                source: source.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc_by(events);
+    }
+
+    /// Notifications counted from `source` with `result`.
+    pub fn notification_count(&self, source: &str, result: &str) -> u64 {
+        self.notifications
+            .get(&NotificationLabels {
+                source: source.to_owned(),
+                result: result.to_owned(),
+            })
+            .map_or(0, |c| c.get())
+    }
+
+    /// Records the time from a push notification to the answer of the ask it caused.
+    pub fn observe_push_import(&self, elapsed: Duration) {
+        self.push_import_latency.observe(elapsed.as_secs_f64());
     }
 
     /// The registry client's metrics, for `RegistryClientConfig { metrics, .. }`.

@@ -45,6 +45,33 @@ type StreamId = u32;
 /// unless the registry says how long to wait.
 pub const IMPORT_RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(300));
 
+/// The shortest time between two asks of one distinct tag caused by push notifications: a burst of
+/// notifications for one tag costs at most one HEAD per window (and the digest they name, when the
+/// answer already has it, none).
+pub const NOTIFY_WINDOW: Duration = Duration::from_secs(1);
+
+/// What a push notification did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotifyOutcome {
+    /// Distinct tags whose pull plan includes the pushed reference.
+    pub tracked: usize,
+    /// Of those, the ones moved to "import now" (or to right after the ask in flight).
+    pub asked: usize,
+    /// Of those, the ones whose latest answer already is the digest the notification named.
+    pub current: usize,
+}
+
+/// Push notifications for one distinct tag that no ask has answered yet.
+#[derive(Debug, Clone)]
+struct PendingPush {
+    /// When the first arrived (push → import latency is counted from it).
+    first: Instant,
+    /// When the last arrived: only an ask started after it covers them all.
+    last: Instant,
+    /// The digest every one of them named, if they all named the same one.
+    digest: Option<String>,
+}
+
 /// What the registry said about a distinct tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnswerOutcome {
@@ -109,6 +136,16 @@ pub struct TagAnswer {
     pub seen: Time,
 }
 
+impl TagAnswer {
+    /// The digest the tag records, when the answer is an image.
+    pub fn digest(&self) -> Option<&str> {
+        match &self.outcome {
+            AnswerOutcome::Image { digest, .. } => Some(digest),
+            AnswerOutcome::Failed { .. } => None,
+        }
+    }
+}
+
 /// One tag of a stream, subscribed to its distinct tag.
 pub struct Subscription {
     /// The distinct tag.
@@ -146,6 +183,8 @@ struct Tracked {
     subscribers: HashMap<StreamId, (u32, u32)>,
     /// Streams waiting for a fresher answer.
     waiters: HashSet<StreamId>,
+    /// Push notifications waiting for an ask that covers them.
+    pushed: Option<PendingPush>,
     answer: Option<Arc<TagAnswer>>,
 }
 
@@ -157,6 +196,9 @@ impl Tracked {
 
 struct State {
     ids: HashMap<DistinctTag, TagId>,
+    /// The distinct tags each normalised reference is pulled for (the source, and every place of
+    /// the pull plan): who a push notification concerns.
+    pulls: HashMap<String, Vec<TagId>>,
     tags: HashMap<TagId, Tracked>,
     /// Subscribed streams: their id and their tags' distinct tags (and whether each polls).
     streams: HashMap<StreamRef, (StreamId, Vec<(TagId, bool)>)>,
@@ -189,6 +231,7 @@ impl ImportEngine {
         Self {
             state: Mutex::new(State {
                 ids: HashMap::new(),
+                pulls: HashMap::new(),
                 tags: HashMap::new(),
                 streams: HashMap::new(),
                 stream_refs: HashMap::new(),
@@ -297,6 +340,55 @@ impl ImportEngine {
         }
     }
 
+    /// A push of `pulled` (a normalised `registry/repository:tag`) was notified, naming `digest`
+    /// if the payload did: every distinct tag pulled from there is asked now (or, after an ask
+    /// in the last [`NOTIFY_WINDOW`], when the window ends), except those whose latest answer is
+    /// that digest already. The digest is only a hint: it can spare an ask, never replace one.
+    pub fn notify(&self, pulled: &str, digest: Option<&str>) -> NotifyOutcome {
+        let now = Instant::now();
+        let mut outcome = NotifyOutcome::default();
+        {
+            let mut state = self.state();
+            let state = &mut *state;
+            let Some(ids) = state.pulls.get(pulled) else {
+                return outcome;
+            };
+            for id in ids {
+                let Some(tracked) = state.tags.get_mut(id) else {
+                    continue;
+                };
+                outcome.tracked += 1;
+                let answered = tracked.answer.as_ref().and_then(|a| a.digest());
+                if digest.is_some() && answered == digest && tracked.pushed.is_none() {
+                    outcome.current += 1;
+                    continue;
+                }
+                outcome.asked += 1;
+                tracked.pushed = Some(match tracked.pushed.take() {
+                    None => PendingPush {
+                        first: now,
+                        last: now,
+                        digest: digest.map(str::to_owned),
+                    },
+                    Some(pending) => PendingPush {
+                        first: pending.first,
+                        last: now,
+                        digest: pending.digest.filter(|d| Some(d.as_str()) == digest),
+                    },
+                });
+                // An ask in flight started before this push: when it ends, `finish` decides
+                // whether its answer covers it.
+                if state.schedule.in_flight(*id).is_none() {
+                    state.schedule.notify(*id, now.into_std(), NOTIFY_WINDOW);
+                }
+            }
+        }
+        if outcome.asked > 0 {
+            self.work.notify_one();
+        }
+        outcome
+    }
+
     /// The jobs due now, marked in flight.
     fn take_due(&self, capacity: usize) -> (Vec<(TagId, Arc<TagJob>)>, Option<Instant>) {
         let mut state = self.state();
@@ -320,6 +412,7 @@ impl ImportEngine {
         let outcome = resolution.outcome;
         let wake: Vec<StreamRef> = {
             let mut state = self.state();
+            let state = &mut *state;
             state.schedule.finish(id, ask, now.into_std());
             let Some(tracked) = state.tags.get_mut(&id) else {
                 return;
@@ -345,6 +438,17 @@ impl ImportEngine {
                 asked_at,
                 seen,
             }));
+            if let Some(pending) = tracked.pushed.take() {
+                let found = tracked.answer.as_ref().and_then(|a| a.digest());
+                let covered = asked_at >= pending.last
+                    || (pending.digest.is_some() && pending.digest.as_deref() == found);
+                if covered {
+                    self.metrics.observe_push_import(now - pending.first);
+                } else {
+                    tracked.pushed = Some(pending);
+                    state.schedule.notify(id, now.into_std(), NOTIFY_WINDOW);
+                }
+            }
             let mut wake: HashSet<StreamId> = tracked.waiters.drain().collect();
             if changed {
                 wake.extend(tracked.subscribers.keys().copied());
@@ -395,6 +499,9 @@ impl State {
         self.next_id += 1;
         self.schedule
             .track(id, Arc::from(job.first_host()), key.seed());
+        for pulled in key.pulled_references() {
+            self.pulls.entry(pulled.to_owned()).or_default().push(id);
+        }
         self.ids.insert(key.clone(), id);
         self.tags.insert(
             id,
@@ -403,6 +510,7 @@ impl State {
                 job: Arc::new(job),
                 subscribers: HashMap::new(),
                 waiters: HashSet::new(),
+                pushed: None,
                 answer: None,
             },
         );
@@ -445,6 +553,14 @@ impl State {
             };
             if tracked.subscribers.is_empty() {
                 let tracked = self.tags.remove(&id).expect("present");
+                for pulled in tracked.key.pulled_references() {
+                    if let Some(ids) = self.pulls.get_mut(pulled) {
+                        ids.retain(|other| *other != id);
+                        if ids.is_empty() {
+                            self.pulls.remove(pulled);
+                        }
+                    }
+                }
                 self.ids.remove(&tracked.key);
                 self.schedule.untrack(id);
             } else {
@@ -501,5 +617,30 @@ impl ImportEngine {
                 }
             }
         }
+    }
+}
+
+/// The engine of the controllers running in this process, if they run: push notifications are
+/// received on every replica, and only the leader's engine imports.
+#[derive(Default)]
+pub struct EngineSlot(std::sync::RwLock<Option<Arc<ImportEngine>>>);
+
+impl std::fmt::Debug for EngineSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineSlot")
+            .field("running", &self.get().is_some())
+            .finish()
+    }
+}
+
+impl EngineSlot {
+    /// Puts the running engine in the slot (or empties it when the controllers stop).
+    pub fn set(&self, engine: Option<Arc<ImportEngine>>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = engine;
+    }
+
+    /// The running engine, if the controllers run.
+    pub fn get(&self) -> Option<Arc<ImportEngine>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

@@ -45,6 +45,8 @@ pub struct Telemetry {
     pub metrics: Arc<Metrics>,
     /// Told when every cache has synced.
     pub health: Arc<Health>,
+    /// Holds the import engine while the controllers run, for the push-notification receiver.
+    pub engine: Arc<super::engine::EngineSlot>,
 }
 
 /// Runs the controllers until `shutdown` resolves, reporting to a [`Telemetry`] nobody reads
@@ -90,6 +92,7 @@ pub async fn run_controllers_reporting(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    let stop_rx_for_slot = stop_rx.clone();
 
     let images = spawn_reflector(
         Api::<ImageSummary>::all(client.clone()),
@@ -219,6 +222,12 @@ pub async fn run_controllers_reporting(
         wakes,
     ));
     let resolving = ctx.clone();
+    telemetry.engine.set(Some(ctx.engine.clone()));
+    let slot = telemetry.engine.clone();
+    tokio::spawn(async move {
+        stopped(stop_rx_for_slot).await;
+        slot.set(None);
+    });
     tokio::spawn(ctx.engine.clone().drive(
         move |job| {
             let ctx = resolving.clone();

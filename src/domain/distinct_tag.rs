@@ -87,6 +87,18 @@ impl DistinctTag {
         }
     }
 
+    /// Every reference the tag may be pulled from, each once: the source and the places of its
+    /// pull plan, normalised. A push notification for any of them concerns this tag.
+    pub fn pulled_references(&self) -> Vec<&str> {
+        let mut references = vec![self.reference.as_str()];
+        for source in &self.sources {
+            if !references.contains(&source.reference.as_str()) {
+                references.push(source.reference.as_str());
+            }
+        }
+        references
+    }
+
     /// A stable number from the whole key, to place the tag's phase in the import interval.
     pub fn seed(&self) -> u64 {
         let mut hasher = Sha256::new();
@@ -104,8 +116,9 @@ impl DistinctTag {
     }
 }
 
-/// `registry/repository:tag` or `registry/repository@digest`, with Docker Hub's defaults filled in.
-fn normalised(reference: &ImageReference) -> String {
+/// `registry/repository:tag` or `registry/repository@digest`, with Docker Hub's defaults filled in:
+/// how distinct tags name their source and the places of their pull plan.
+pub fn normalised(reference: &ImageReference) -> String {
     match reference.digest() {
         Some(digest) => format!("{}@{digest}", reference.canonical_name()),
         None => format!(

@@ -9,6 +9,7 @@ pub mod image_gc;
 pub mod image_name;
 pub mod keyring;
 pub mod mirror_plan;
+pub mod notification;
 pub mod platform;
 pub mod poll_schedule;
 pub mod reference;

@@ -2,8 +2,9 @@
 //! interval (from a hash of what it is, so phases spread evenly and stay put); a periodic tag is
 //! asked once per interval at its phase, a tag someone needs an answer for is asked now, a tag
 //! whose ask failed transiently is retried after a backoff or the registry's `Retry-After`, and no
-//! host has more asks in flight than its budget. Time is passed in, never read, so the whole
-//! schedule is tested with made-up instants.
+//! host has more asks in flight than its budget, and a push notification asks at once, at most once
+//! per window. Time is passed in, never read, so the whole schedule is tested with made-up
+//! instants.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -42,6 +43,8 @@ struct Entry {
     again: bool,
     /// Consecutive transient failures.
     failures: u32,
+    /// When the last ask started.
+    last_started: Option<Instant>,
 }
 
 /// The poll schedule of every distinct tag. Tags wait in a timer queue until they are due, then in
@@ -92,6 +95,7 @@ impl PollSchedule {
             flight: None,
             again: false,
             failures: 0,
+            last_started: None,
         });
     }
 
@@ -159,6 +163,26 @@ impl PollSchedule {
         }
     }
 
+    /// A push notification for `id` at `now`: asked as soon as no ask of it has started within
+    /// `window` — at once, or when the window since the last ask ends — so a burst of
+    /// notifications costs at most one ask per window. An ask in flight is left alone:
+    /// whoever notifies decides, when it ends, whether its answer already covers the push.
+    pub fn notify(&mut self, id: TagId, now: Instant, window: Duration) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if entry.flight.is_some() {
+            return;
+        }
+        let at = entry
+            .last_started
+            .map_or(now, |started| (started + window).max(now));
+        if entry.due.is_some_and(|due| due <= at) {
+            return;
+        }
+        self.set_due(id, Some(at));
+    }
+
     /// When the ask in flight for `id` started, if one is.
     pub fn in_flight(&self, id: TagId) -> Option<Instant> {
         self.entries.get(&id).and_then(|e| e.flight)
@@ -201,6 +225,7 @@ impl PollSchedule {
                 entry.ready = false;
                 entry.due = None;
                 entry.flight = Some(now);
+                entry.last_started = Some(now);
                 *busy += 1;
                 taken.push(id);
             }
@@ -388,6 +413,34 @@ mod tests {
         assert_eq!(s.take_due(t0 + secs(152), 10), vec![1]);
         s.finish(1, AskOutcome::Answered, t0 + secs(152));
         assert_eq!(s.next_due(), Some(t0 + secs(210)));
+    }
+
+    #[test]
+    fn notifications_ask_at_once_then_at_most_once_per_window() {
+        let t0 = Instant::now();
+        let window = secs(1);
+        let mut s = schedule(t0);
+        s.track(1, host(), at_phase(30));
+        s.set_periodic(1, true, t0);
+        // The first notification is asked at once.
+        s.notify(1, t0 + secs(10), window);
+        assert_eq!(s.take_due(t0 + secs(10), 10), vec![1]);
+        // During the ask: left to the caller.
+        s.notify(1, t0 + secs(10), window);
+        s.finish(1, AskOutcome::Answered, t0 + secs(10));
+        // A burst right after: one ask, when the window since the last one ends.
+        let later = t0 + secs(10) + Duration::from_millis(100);
+        for step in 0..100 {
+            s.notify(1, later + Duration::from_millis(step * 5), window);
+        }
+        assert!(
+            s.take_due(later + Duration::from_millis(600), 10)
+                .is_empty()
+        );
+        assert_eq!(s.take_due(t0 + secs(11), 10), vec![1]);
+        s.finish(1, AskOutcome::Answered, t0 + secs(11));
+        // Periodic polling goes on at the phase.
+        assert_eq!(s.next_due(), Some(t0 + secs(90)));
     }
 
     #[test]

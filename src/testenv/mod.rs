@@ -29,7 +29,8 @@ pub use assets::{Assets, provision_cache_bin_dir};
 pub use control_plane::{ADMIN_USER, ControlPlane};
 pub use process::ManagedProcess;
 pub use registry::{
-    Registry, RegistryOptions, RegistryRequest, TokenAuth, parse_access_log_line, write_htpasswd,
+    NotificationEndpoint, Registry, RegistryOptions, RegistryRequest, TokenAuth,
+    parse_access_log_line, write_htpasswd,
 };
 pub use tls::{ServingCert, TestCa};
 

@@ -25,6 +25,39 @@ pub struct RegistryOptions {
     /// Listen on this port instead of a free one (to bring a stopped registry back at the same
     /// address).
     pub port: Option<u16>,
+    /// Send notifications of every event to this endpoint.
+    pub notifications: Option<NotificationEndpoint>,
+}
+
+/// One `notifications.endpoints` entry of the registry's configuration.
+#[derive(Debug, Clone)]
+pub struct NotificationEndpoint {
+    /// Where the envelopes are POSTed, e.g. `http://127.0.0.1:8443/notifications/distribution`.
+    pub url: String,
+    /// Sent as `Authorization: Bearer <token>` with every envelope, if set.
+    pub bearer_token: Option<String>,
+    /// Leave `pull` events out (`ignore.actions: [pull]`), as the operator's docs advise.
+    pub ignore_pulls: bool,
+}
+
+impl NotificationEndpoint {
+    /// The `notifications:` section of a registry configuration.
+    pub fn config(&self) -> String {
+        let mut section = format!(
+            "notifications:\n  endpoints:\n    - name: imagestream-operator\n      url: {}\n      timeout: 2s\n      threshold: 3\n      backoff: 1s\n",
+            self.url
+        );
+        if let Some(token) = &self.bearer_token {
+            section.push_str(&format!(
+                "      headers:\n        Authorization: [\"Bearer {token}\"]\n"
+            ));
+        }
+        section.push_str("      ignore:\n        mediatypes: [application/octet-stream]\n");
+        if self.ignore_pulls {
+            section.push_str("        actions: [pull]\n");
+        }
+        section
+    }
 }
 
 /// The registry's `auth: token` settings.
@@ -109,6 +142,9 @@ impl Registry {
                 token.issuer,
                 token.root_cert_bundle.display()
             ));
+        }
+        if let Some(endpoint) = &options.notifications {
+            config.push_str(&endpoint.config());
         }
         let config_path = dir.join("config.yml");
         write_file(&config_path, &config)?;

@@ -17,6 +17,7 @@ mod import;
 mod import_credentials;
 mod manifests;
 mod mirrors;
+mod notifications;
 mod operations;
 mod scale;
 mod triggers;

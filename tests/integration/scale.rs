@@ -16,7 +16,6 @@ use crate::support::api_log::{ApiLog, recording_client};
 use crate::support::*;
 use futures::StreamExt;
 use imagestream_operator::api::ImageStream;
-use imagestream_operator::api::triggers::TRIGGERS_ANNOTATION;
 use imagestream_operator::testenv::TestEnv;
 use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat, PushedImage};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -71,28 +70,6 @@ async fn create_streams(
             }
         })
         .await;
-}
-
-/// A Deployment whose container `app` follows `stream:v1`.
-fn triggered_deployment(name: &str, stream: &str) -> Deployment {
-    let triggers = json!([{
-        "from": {"kind": "ImageStreamTag", "name": format!("{stream}:v1")},
-        "fieldPath": "spec.template.spec.containers[?(@.name==\"app\")].image",
-    }]);
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "annotations": {TRIGGERS_ANNOTATION: triggers.to_string()}},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": "placeholder"}]},
-            },
-        },
-    }))
-    .unwrap()
 }
 
 /// The streams of `api` that have an image on every tag, by name, with their current image.

@@ -8,12 +8,15 @@ use imagestream_operator::api::ImageStream;
 use imagestream_operator::api::image_stream::{
     ImageStreamSpec, TagImportPolicy, TagReference, TagSource,
 };
+use imagestream_operator::api::triggers::TRIGGERS_ANNOTATION;
 use imagestream_operator::controller::ControllerConfig;
 use imagestream_operator::domain::platform::Platform;
 use imagestream_operator::registry::{RegistryClient, RegistryClientConfig};
 use imagestream_operator::testenv::{Registry, RegistryRequest};
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{PostParams, WatchEvent, WatchParams};
 use kube::{Api, Client};
+use serde_json::json;
 use tokio::sync::oneshot;
 
 pub mod api_log;
@@ -373,4 +376,26 @@ pub async fn service_account_kubeconfig(
     let path = dir.join(format!("{service_account}.kubeconfig"));
     std::fs::write(&path, config).unwrap();
     path
+}
+
+/// A Deployment whose container `app` follows `stream:v1`.
+pub fn triggered_deployment(name: &str, stream: &str) -> Deployment {
+    let triggers = json!([{
+        "from": {"kind": "ImageStreamTag", "name": format!("{stream}:v1")},
+        "fieldPath": "spec.template.spec.containers[?(@.name==\"app\")].image",
+    }]);
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "annotations": {TRIGGERS_ANNOTATION: triggers.to_string()}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "placeholder"}]},
+            },
+        },
+    }))
+    .unwrap()
 }
