@@ -31,14 +31,21 @@
 //! make bench                                    # 10000 streams × 3 tags, 1000 repositories, 2000 workloads
 //! make bench STREAMS=200 DISTINCT=20 WORKLOADS=50 INTERVAL=20s
 //! make bench OPERATOR_BIN=$(hack/bench-build-operator.sh <commit>)   # an older build, for comparison
+//! make bench NOTIFY=1 STREAMS=1000 DISTINCT=100 WORKLOADS=200          # push notifications
 //! ```
+//!
+//! The notification mode replaces steps 3–8: the registry notifies the operator's receiver of
+//! every push, polling is effectively off (`INTERVAL` defaults to 1h), and after the first import
+//! it pushes `PUSHES` new images and reports push → every subscribing stream and Deployment (p50,
+//! p99, max) and the registry requests spent per push.
 //!
 //! Environment: `STREAMS` (10000), `TAGS` (3), `DISTINCT` (1000), `WORKLOADS` (2000), `NAMESPACES`
 //! (20), `INTERVAL` (60s), `OPERATOR_BIN` (target/release/imagestream-operator, under
 //! `CARGO_TARGET_DIR` when set), `OPERATOR_ARGS` (extra flags of `run`), `BENCH_CONCURRENCY` (24
 //! repositories pushed, or objects created, at once), `BURST_SECONDS` (30: a restart at 10,000
 //! streams spends its first ~15 s listing and subscribing, so the last 10 s are steady), `BASELINE_SECONDS`
-//! (10), `FIRST_IMPORT_TIMEOUT` (30m), `BENCH_OUT` (target/bench); `TESTENV_KEEP=1` keeps the
+//! (10), `FIRST_IMPORT_TIMEOUT` (30m), `BENCH_OUT` (target/bench); `NOTIFY=1` for the
+//! notification mode (below), with `PUSHES` (100) and `PUSH_GAP` (250ms); `TESTENV_KEEP=1` keeps the
 //! scratch directory (logs, etcd data). `cargo test --example bench` tests the parsing and counting.
 
 use std::collections::{BTreeMap, HashMap};
@@ -105,6 +112,7 @@ struct Params {
     out_dir: PathBuf,
     notify: bool,
     pushes: usize,
+    push_gap: Duration,
 }
 
 impl Params {
@@ -147,6 +155,7 @@ impl Params {
                 .unwrap_or_else(|| root.join("target/bench")),
             notify,
             pushes: env_count("PUSHES", 100)?,
+            push_gap: env_duration("PUSH_GAP", "250ms")?.0,
         };
         if params.distinct > params.streams {
             return Err(format!(
@@ -2228,7 +2237,9 @@ const NOTIFY_TOKEN: &str = "bench-notification-token";
 
 /// `NOTIFY=1`: a registry that notifies the operator of every push (its `notifications.endpoints`
 /// entry, `ignore.actions: [pull]`), polling effectively off (`INTERVAL`, default 1h here); after
-/// the first import, `PUSHES` new images to tag `t0` of repositories 0, 1, … in sequence, and the
+/// the first import, `PUSHES` new images to tag `t0` of repositories 0, 1, … in sequence,
+/// `PUSH_GAP` apart (250ms: four pushes a second, each moving `STREAMS / DISTINCT` streams; 100
+/// pushes at once would measure the API server's write rate, not the notification path), and the
 /// time from each push to the moment every subscribing stream and Deployment shows it.
 async fn run_notify(p: &Params, report: &mut Report) -> Result<()> {
     report_parameters(p, report);
@@ -2370,9 +2381,10 @@ async fn notified_pushes(
 ) -> Result<()> {
     let p = bench.p;
     step(&format!(
-        "Pushing {} new images, one to tag t0 of each of repositories 0…{}, in sequence",
+        "Pushing {} new images, one to tag t0 of each of repositories 0…{}, {:?} apart",
         p.pushes,
-        p.pushes.min(p.distinct) - 1
+        p.pushes.min(p.distinct) - 1,
+        p.push_gap
     ));
     let mark = bench.registry().requests().len();
     let pusher = ImagePusher::for_registry(bench.registry());
@@ -2392,6 +2404,7 @@ async fn notified_pushes(
             streams,
             workloads,
         });
+        tokio::time::sleep(p.push_gap).await;
     }
     let pushed = pushes
         .last()

@@ -300,6 +300,11 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
         metrics: metrics.clone(),
         health: health.clone(),
         engine: engine_slot.clone(),
+        // Only a receiver in a Pod needs routing to the leader.
+        pod: args
+            .webhook_addr
+            .and(std::env::var("POD_NAMESPACE").ok())
+            .zip(std::env::var("POD_NAME").ok()),
     };
     let webhook = match args.webhook_addr {
         Some(addr) => Some(

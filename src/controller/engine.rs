@@ -50,6 +50,11 @@ pub const IMPORT_RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration:
 /// answer already has it, none).
 pub const NOTIFY_WINDOW: Duration = Duration::from_secs(1);
 
+/// How long after a push notification its distinct tags are asked. The distribution registry
+/// queues a manifest's `push` event before it has moved the tag to the manifest, so a HEAD sent
+/// the moment the notification lands can still see the old digest.
+pub const NOTIFY_SETTLE: Duration = Duration::from_millis(250);
+
 /// What a push notification did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NotifyOutcome {
@@ -70,6 +75,9 @@ struct PendingPush {
     last: Instant,
     /// The digest every one of them named, if they all named the same one.
     digest: Option<String>,
+    /// An ask after them all found another digest than they named, and the tag was asked once
+    /// more: a second disagreement ends the matter (polling goes on as usual).
+    rechecked: bool,
 }
 
 /// What the registry said about a distinct tag.
@@ -369,17 +377,20 @@ impl ImportEngine {
                         first: now,
                         last: now,
                         digest: digest.map(str::to_owned),
+                        rechecked: false,
                     },
                     Some(pending) => PendingPush {
                         first: pending.first,
                         last: now,
                         digest: pending.digest.filter(|d| Some(d.as_str()) == digest),
+                        rechecked: pending.rechecked,
                     },
                 });
                 // An ask in flight started before this push: when it ends, `finish` decides
                 // whether its answer covers it.
                 if state.schedule.in_flight(*id).is_none() {
-                    state.schedule.notify(*id, now.into_std(), NOTIFY_WINDOW);
+                    let earliest = (now + NOTIFY_SETTLE).into_std();
+                    state.schedule.notify(*id, earliest, NOTIFY_WINDOW);
                 }
             }
         }
@@ -438,13 +449,16 @@ impl ImportEngine {
                 asked_at,
                 seen,
             }));
-            if let Some(pending) = tracked.pushed.take() {
+            if let Some(mut pending) = tracked.pushed.take() {
                 let found = tracked.answer.as_ref().and_then(|a| a.digest());
-                let covered = asked_at >= pending.last
-                    || (pending.digest.is_some() && pending.digest.as_deref() == found);
-                if covered {
+                let named = pending.digest.is_some() && pending.digest.as_deref() == found;
+                let after_all = asked_at >= pending.last;
+                if named || (after_all && pending.digest.is_none()) {
                     self.metrics.observe_push_import(now - pending.first);
-                } else {
+                } else if !after_all || !pending.rechecked {
+                    // Asked before the last push, or the registry had not moved the tag yet:
+                    // once more, a window after this ask.
+                    pending.rechecked |= after_all;
                     tracked.pushed = Some(pending);
                     state.schedule.notify(id, now.into_std(), NOTIFY_WINDOW);
                 }
@@ -642,5 +656,146 @@ impl EngineSlot {
     /// The running engine, if the controllers run.
     pub fn get(&self) -> Option<Arc<ImportEngine>> {
         self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const OLD: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
+    const NEW: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000002";
+    const FORGED: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000003";
+
+    /// An engine with one stream subscribed to `registry.example.com/team/app:v1`, driven by a
+    /// registry whose answer is `answers[n]` for the n-th ask (the last one after that).
+    struct Harness {
+        engine: Arc<ImportEngine>,
+        asks: Arc<Mutex<Vec<Instant>>>,
+        _stop: tokio::sync::oneshot::Sender<()>,
+    }
+
+    const PULLED: &str = "registry.example.com/team/app:v1";
+
+    fn harness(answers: &'static [&'static str]) -> Harness {
+        let (wakes, _woken) = futures::channel::mpsc::unbounded();
+        let engine = Arc::new(ImportEngine::new(
+            Duration::from_secs(3600),
+            4,
+            4,
+            wakes,
+            Arc::new(Metrics::new()),
+        ));
+        let reference = ImageReference::parse(PULLED).unwrap();
+        let plan = MirrorPlan::source_only(&reference);
+        let selection = Selection::Legacy {
+            os: None,
+            arch: None,
+        };
+        let subscription = Subscription {
+            key: DistinctTag::new(&reference, false, selection.clone(), &plan, vec![vec![]]),
+            job: TagJob {
+                reference,
+                plan,
+                access: vec![Access {
+                    insecure: false,
+                    credentials: vec![],
+                }],
+                selection,
+            },
+            // Not periodic: only the first import and notifications ask.
+            polls: false,
+            need: Some(Freshness {
+                asked_since: Instant::now().into_std(),
+            }),
+        };
+        engine.sync_stream(&ObjectRef::new("app").within("team"), vec![subscription]);
+        let asks = Arc::new(Mutex::new(Vec::new()));
+        let count = Arc::new(AtomicUsize::new(0));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let recorded = asks.clone();
+        tokio::spawn(engine.clone().drive(
+            move |_job| {
+                recorded.lock().unwrap().push(Instant::now());
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let digest = answers[n.min(answers.len() - 1)].to_owned();
+                async move {
+                    Resolution {
+                        outcome: AnswerOutcome::Image {
+                            digest,
+                            served_by: None,
+                        },
+                        retry: None,
+                    }
+                }
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Harness {
+            engine,
+            asks,
+            _stop: stop,
+        }
+    }
+
+    impl Harness {
+        async fn asks_after(&self, wait: Duration) -> Vec<Instant> {
+            tokio::time::sleep(wait).await;
+            self.asks.lock().unwrap().clone()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_notification_is_asked_after_the_settle_delay_and_its_digest_spares_the_rest() {
+        let h = harness(&[OLD, NEW]);
+        assert_eq!(
+            h.asks_after(Duration::from_secs(1)).await.len(),
+            1,
+            "first import"
+        );
+        let notified = Instant::now();
+        let outcome = h.engine.notify(PULLED, Some(NEW));
+        assert_eq!((outcome.tracked, outcome.asked, outcome.current), (1, 1, 0));
+        let asks = h.asks_after(Duration::from_secs(5)).await;
+        assert_eq!(asks.len(), 2);
+        assert!(asks[1] - notified >= NOTIFY_SETTLE);
+        // The answer has the digest: the same notification again asks nothing.
+        assert_eq!(h.engine.notify(PULLED, Some(NEW)).current, 1);
+        assert_eq!(
+            h.engine
+                .notify("registry.example.com/team/other:v1", None)
+                .tracked,
+            0
+        );
+        assert_eq!(h.asks_after(Duration::from_secs(5)).await.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tag_the_registry_has_not_moved_yet_is_asked_once_more_then_left_to_polling() {
+        // The registry still answers the old digest at the first ask after the notification.
+        let h = harness(&[OLD, OLD, NEW]);
+        h.asks_after(Duration::from_secs(1)).await;
+        h.engine.notify(PULLED, Some(NEW));
+        let asks = h.asks_after(Duration::from_secs(5)).await;
+        assert_eq!(asks.len(), 3, "asked again a window later");
+        assert!(asks[2] - asks[1] >= NOTIFY_WINDOW);
+        // A forged digest: two asks, then nothing more however long one waits.
+        h.engine.notify(PULLED, Some(FORGED));
+        assert_eq!(h.asks_after(Duration::from_secs(600)).await.len(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_notifications_without_a_digest_costs_one_ask_per_window() {
+        let h = harness(&[OLD]);
+        h.asks_after(Duration::from_secs(1)).await;
+        for _ in 0..100 {
+            h.engine.notify(PULLED, None);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // 100 notifications over one second: the first ask, and one after the window.
+        assert_eq!(h.asks_after(Duration::from_secs(5)).await.len(), 3);
     }
 }

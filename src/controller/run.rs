@@ -47,6 +47,34 @@ pub struct Telemetry {
     pub health: Arc<Health>,
     /// Holds the import engine while the controllers run, for the push-notification receiver.
     pub engine: Arc<super::engine::EngineSlot>,
+    /// This process's Pod (`namespace`, `name`), labelled [`LEADER_LABEL`] while the controllers
+    /// run, so a Service selecting the label routes push notifications to the replica importing.
+    pub pod: Option<(String, String)>,
+}
+
+/// The label (`imagestream-operator/role: leader`) on the Pod whose controllers run.
+pub const LEADER_LABEL: (&str, &str) = ("imagestream-operator/role", "leader");
+
+/// Sets (or, with `leading` false, removes) [`LEADER_LABEL`] on the Pod `namespace/name`.
+pub async fn label_pod(client: &Client, (namespace, name): &(String, String), leading: bool) {
+    let value = leading.then_some(LEADER_LABEL.1);
+    let patch = serde_json::json!({"metadata": {"labels": {LEADER_LABEL.0: value}}});
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), namespace);
+    match pods
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(pod = %format!("{namespace}/{name}"), leading, "leader label updated")
+        }
+        Err(err) => {
+            tracing::warn!(pod = %format!("{namespace}/{name}"), error = %err, "could not update the leader label; push notifications may reach a standby (which answers 503)")
+        }
+    }
 }
 
 /// Runs the controllers until `shutdown` resolves, reporting to a [`Telemetry`] nobody reads
@@ -223,10 +251,17 @@ pub async fn run_controllers_reporting(
     ));
     let resolving = ctx.clone();
     telemetry.engine.set(Some(ctx.engine.clone()));
+    if let Some(pod) = &telemetry.pod {
+        label_pod(&client, pod, true).await;
+    }
     let slot = telemetry.engine.clone();
+    let (label_client, pod) = (client.clone(), telemetry.pod.clone());
     tokio::spawn(async move {
         stopped(stop_rx_for_slot).await;
         slot.set(None);
+        if let Some(pod) = pod {
+            label_pod(&label_client, &pod, false).await;
+        }
     });
     tokio::spawn(ctx.engine.clone().drive(
         move |job| {

@@ -79,3 +79,51 @@ pub async fn serve(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testenv::TestCa;
+
+    #[tokio::test]
+    async fn the_receiver_answers_over_tls_with_the_given_certificate() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca = TestCa::new("webhook-test-ca").unwrap();
+        let serving = ca.issue(&["127.0.0.1", "localhost"]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        std::fs::write(&cert, &serving.cert_pem).unwrap();
+        std::fs::write(&key, &serving.key_pem).unwrap();
+        let config = server_config(&cert, &key).unwrap();
+        assert!(
+            server_config(&key, &cert).is_err(),
+            "a key is not a certificate"
+        );
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = Router::new().route("/ping", axum::routing::get(|| async { "pong" }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, config, app, async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        let answer = client
+            .get(format!("https://127.0.0.1:{port}/ping"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.text().await.unwrap(), "pong");
+        // Plain HTTP on the TLS port fails the handshake and ends only that connection.
+        assert!(
+            reqwest::get(format!("http://127.0.0.1:{port}/ping"))
+                .await
+                .is_err()
+        );
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
+}

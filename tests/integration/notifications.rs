@@ -290,3 +290,76 @@ async fn a_hundred_notifications_of_one_push_cost_one_head_and_forged_ones_none(
         100
     );
 }
+
+#[tokio::test]
+async fn the_replica_running_the_controllers_labels_its_pod_for_the_webhook_service() {
+    use imagestream_operator::controller::run::LEADER_LABEL;
+    use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+    let env = TestEnv::global().await;
+    let ns = env.namespace("leader-label").await;
+    let client = env.client().await;
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "operator"}})).unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "operator-0", "labels": {"app.kubernetes.io/name": "imagestream-operator"}},
+        "spec": {
+            "serviceAccountName": "operator",
+            "automountServiceAccountToken": false,
+            "containers": [{"name": "operator", "image": "imagestream-operator"}],
+        },
+    }))
+    .unwrap();
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let label = || async {
+        let pod = pods.get("operator-0").await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(
+            pod.metadata
+                .labels
+                .unwrap_or_default()
+                .get(LEADER_LABEL.0)
+                .cloned(),
+        )
+    };
+    assert_eq!(label().await.unwrap(), None);
+
+    let telemetry = Telemetry {
+        pod: Some((ns.clone(), "operator-0".into())),
+        ..Telemetry::default()
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let registry = RegistryClient::new(RegistryClientConfig::default()).expect("registry client");
+    let controllers = tokio::spawn(
+        imagestream_operator::controller::run::run_controllers_reporting(
+            client.clone(),
+            registry,
+            config(POLLING_OFF),
+            Some(ns.clone()),
+            Some("test".into()),
+            telemetry,
+            async move {
+                let _ = stopped.await;
+            },
+        ),
+    );
+    eventually("the leader label", Duration::from_secs(60), || async {
+        match label().await? {
+            Some(value) if value == LEADER_LABEL.1 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(30), controllers).await;
+    eventually("the label removed", Duration::from_secs(30), || async {
+        match label().await? {
+            None => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
