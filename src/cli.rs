@@ -13,6 +13,9 @@ use crate::api;
 use crate::controller::Concurrency;
 use crate::domain::platform::Platform;
 
+/// The program name under which the binary acts as a kubectl plugin (`kubectl imagestream …`).
+pub const PLUGIN_NAME: &str = "kubectl-imagestream";
+
 /// OpenShift image streams and image-change triggers for any Kubernetes cluster.
 #[derive(Debug, Parser)]
 #[command(name = "imagestream-operator", version, about)]
@@ -28,22 +31,231 @@ pub enum Command {
     /// Run the controllers against the cluster of the current kubeconfig (or the in-cluster
     /// service account).
     Run(Box<RunArgs>),
-    /// Ask the running operator to import every importable tag of one image stream now, like
-    /// `oc import-image`: sets the `imagestream-operator/import-requested` annotation to the current
-    /// time (no spec change).
-    ImportImage {
-        /// The image stream.
-        stream: String,
-        /// Its namespace (default: the kubeconfig's namespace).
-        #[arg(short, long)]
-        namespace: Option<String>,
-    },
+    /// Import a tag now and print the result, like `oc import-image`: creates the stream (with
+    /// --confirm) or tag (with --from), asks the operator to import, and waits for its answer.
+    ImportImage(Box<ImportImageArgs>),
+    /// Point tags at an image, a pull spec or another tag, like `oc tag`.
+    Tag(Box<TagCommand>),
+    /// Change a workload's image triggers or image lookup, like `oc set`.
+    #[command(subcommand)]
+    Set(SetCommand),
+    /// Show an image stream or one of its tags in detail, like `oc describe`.
+    #[command(subcommand)]
+    Describe(DescribeCommand),
+    /// List every tag of every image stream, like `oc get istag`.
+    #[command(subcommand)]
+    Get(GetCommand),
+    /// Turn OpenShift objects into their Kubernetes equivalents.
+    #[command(subcommand)]
+    Convert(ConvertCommand),
     /// Print every CustomResourceDefinition the operator serves, as YAML; with --output-dir, write
-    /// one file per CRD and a kustomization.yaml into that directory instead.
+    /// one file per CRD and a `Kustomization` into that directory instead.
     Crds {
-        /// Directory to write `<plural>.<group>.yaml` files and `kustomization.yaml` into.
+        /// Directory to write `<plural>.<group>.yaml` files and `Kustomization` into.
         #[arg(long, value_name = "DIR")]
         output_dir: Option<PathBuf>,
+    },
+}
+
+/// The namespace flag of the `oc`-style commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Scope {
+    /// The namespace (default: the kubeconfig context's).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+}
+
+/// `--reference-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReferencePolicyArg {
+    /// Pods pull from the source registry.
+    Source,
+    /// Pods pull through the integrated registry (recorded for compatibility).
+    Local,
+}
+
+impl ReferencePolicyArg {
+    fn api(self) -> String {
+        match self {
+            Self::Source => "Source".into(),
+            Self::Local => "Local".into(),
+        }
+    }
+}
+
+/// `--import-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportModeArg {
+    /// One image of a manifest list (the preferred platform).
+    #[value(name = "Legacy", alias = "legacy")]
+    Legacy,
+    /// The manifest list itself.
+    #[value(name = "PreserveOriginal", alias = "preserveoriginal")]
+    PreserveOriginal,
+}
+
+/// Flags of `import-image`.
+#[derive(Debug, clap::Args)]
+pub struct ImportImageArgs {
+    /// `NAME[:TAG]` of the image stream (tag `latest` when none is given).
+    pub name: String,
+    /// The pull spec to import from (a new stream or tag; an existing tag keeps its source).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Create the stream when it does not exist.
+    #[arg(long)]
+    pub confirm: bool,
+    /// Import every tag of the stream that tracks a pull spec.
+    #[arg(long)]
+    pub all: bool,
+    /// Re-import the tag every import interval.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub scheduled: Option<bool>,
+    /// Allow plain HTTP and unverified TLS for this tag's registry.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub insecure: Option<bool>,
+    /// How Pods should pull the tag's image.
+    #[arg(long, value_enum)]
+    pub reference_policy: Option<ReferencePolicyArg>,
+    /// Which digest of a manifest list the tag records.
+    #[arg(long, value_enum)]
+    pub import_mode: Option<ImportModeArg>,
+    /// How long to wait for the operator's result.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// The namespace.
+    #[command(flatten)]
+    pub scope: Scope,
+}
+
+/// Flags of `tag`.
+#[derive(Debug, clap::Args)]
+pub struct TagCommand {
+    /// `SOURCE DEST [DEST…]` (a pull spec, `STREAM:TAG` or `STREAM@DIGEST`; destinations
+    /// `[NAMESPACE/]STREAM:TAG`), or with -d the tags to delete.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// What SOURCE is (default: a stream tag or image when such a stream exists, else a pull spec).
+    #[arg(long, value_enum)]
+    pub source: Option<crate::domain::oc_tag::SourceKind>,
+    /// Follow the source tag (ImageStreamTag) instead of copying its current image.
+    #[arg(long)]
+    pub alias: bool,
+    /// Re-import a pull-spec source every import interval.
+    #[arg(long)]
+    pub scheduled: bool,
+    /// Allow plain HTTP and unverified TLS for a pull-spec source.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Only point at the source; nothing is imported.
+    #[arg(long)]
+    pub reference: bool,
+    /// How Pods should pull the tag's image.
+    #[arg(long, value_enum)]
+    pub reference_policy: Option<ReferencePolicyArg>,
+    /// Delete the named tags.
+    #[arg(short, long)]
+    pub delete: bool,
+    /// The namespace.
+    #[command(flatten)]
+    pub scope: Scope,
+}
+
+/// The `set` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SetCommand {
+    /// Add, change, pause or remove image triggers of a workload, or list them (no change flag).
+    Triggers {
+        /// `deployment|statefulset|daemonset|cronjob/NAME`.
+        workload: String,
+        /// `[NAMESPACE/]STREAM:TAG` whose image the container follows.
+        #[arg(long)]
+        from_image: Option<String>,
+        /// The containers to update (comma-separated; default: the only container).
+        #[arg(short = 'c', long, value_delimiter = ',')]
+        containers: Vec<String>,
+        /// Update the image automatically (the default for new triggers).
+        #[arg(long, conflicts_with = "manual")]
+        auto: bool,
+        /// Record the trigger but do not update the image (`paused`).
+        #[arg(long)]
+        manual: bool,
+        /// Remove the triggers from --from-image (or all triggers without it).
+        #[arg(long)]
+        remove: bool,
+        /// Remove every trigger.
+        #[arg(long)]
+        remove_all: bool,
+        /// The namespace.
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// Turn `lookupPolicy.local` of streams on or off, or mark workloads' pod templates to
+    /// resolve stream names; with no names, list the streams and their setting.
+    ImageLookup {
+        /// Stream names, or `KIND/NAME` workloads.
+        names: Vec<String>,
+        /// `--enabled=false` turns lookup off.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+        enabled: bool,
+        /// The namespace.
+        #[command(flatten)]
+        scope: Scope,
+    },
+}
+
+/// The `describe` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DescribeCommand {
+    /// An image stream: every tag, its history, conditions and triggering workloads.
+    #[command(alias = "is", alias = "imagestreams")]
+    Imagestream {
+        /// The stream.
+        name: String,
+        /// The namespace.
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// One tag's current image.
+    #[command(alias = "imagestreamtag")]
+    Istag {
+        /// `STREAM:TAG`.
+        name: String,
+        /// The namespace.
+        #[command(flatten)]
+        scope: Scope,
+    },
+}
+
+/// The `get` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GetCommand {
+    /// Every tag of every image stream: NAME, IMAGE REFERENCE, UPDATED.
+    #[command(alias = "imagestreamtags", alias = "imagestreamtag")]
+    Istag {
+        /// Every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        /// The namespace.
+        #[command(flatten)]
+        scope: Scope,
+    },
+}
+
+/// The `convert` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConvertCommand {
+    /// DeploymentConfigs (files, directories or `-` for standard input; YAML or JSON; Lists and
+    /// Templates unpacked) into `apps/v1` Deployments with image-trigger annotations; a warning
+    /// on standard error for everything a Deployment cannot carry.
+    #[command(alias = "dc", alias = "deploymentconfigs")]
+    Deploymentconfig {
+        /// Files, directories or `-`.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = crate::oc::convert::OutputFormat::Yaml)]
+        output: crate::oc::convert::OutputFormat,
     },
 }
 
@@ -207,6 +419,9 @@ pub enum CliError {
     /// Leader election ended this instance's leadership.
     #[error(transparent)]
     Election(#[from] crate::leader::ElectionError),
+    /// An `oc`-style command failed.
+    #[error(transparent)]
+    Oc(#[from] crate::oc::OcError),
     /// Writing a generated file failed.
     #[error("could not write {path}: {source}", path = path.display())]
     WriteFile {
@@ -226,7 +441,35 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             output_dir: Some(dir),
         } => write_crd_files(&dir),
         Command::Run(args) => run_operator(*args).await,
-        Command::ImportImage { stream, namespace } => request_import(&stream, namespace).await,
+        Command::ImportImage(args) => import_image(*args).await,
+        Command::Tag(args) => tag(*args).await,
+        Command::Set(command) => set(command).await,
+        Command::Describe(command) => describe(command).await,
+        Command::Get(GetCommand::Istag {
+            all_namespaces,
+            scope,
+        }) => {
+            let cluster = crate::oc::Cluster::connect(scope.namespace).await?;
+            let namespace = (!all_namespaces).then_some(cluster.namespace.as_str());
+            let table = crate::oc::describe::get_istags(&cluster.client, namespace)
+                .await
+                .map_err(|e| crate::oc::OcError::Refused(e.to_string()))?;
+            print!("{table}");
+            Ok(())
+        }
+        Command::Convert(ConvertCommand::Deploymentconfig { inputs, output }) => {
+            let mut out = std::io::stdout().lock();
+            let mut warnings = std::io::stderr().lock();
+            let summary = crate::oc::convert::convert(&inputs, output, &mut out, &mut warnings)
+                .map_err(|e| crate::oc::OcError::Refused(e.to_string()))?;
+            if summary.converted == 0 {
+                return Err(crate::oc::OcError::Refused(
+                    "no DeploymentConfig found in the input".to_owned(),
+                )
+                .into());
+            }
+            Ok(())
+        }
     }
 }
 
@@ -515,27 +758,101 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn request_import(stream: &str, namespace: Option<String>) -> Result<(), CliError> {
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| CliError::Connect(e.to_string()))?;
-    let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
-    let api = kube::Api::<api::ImageStream>::namespaced(client, &namespace);
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let patch = serde_json::json!({
-        "metadata": { "annotations": { crate::controller::IMPORT_REQUESTED_ANNOTATION: now } }
-    });
-    api.patch(
+async fn import_image(args: ImportImageArgs) -> Result<(), CliError> {
+    let (stream, tag) = crate::oc::import_image::name_and_tag(&args.name)?;
+    let request = crate::domain::import_image::ImportRequest {
         stream,
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|source| CliError::Kube {
-        what: format!("could not request an import of image stream {namespace}/{stream}"),
-        source,
-    })?;
-    println!("imagestream.image.openshift.io/{stream} import requested");
+        tag,
+        from: args.from,
+        confirm: args.confirm,
+        all: args.all,
+        policy: crate::domain::import_image::PolicyFlags {
+            scheduled: args.scheduled,
+            insecure: args.insecure,
+            reference_policy: args.reference_policy.map(ReferencePolicyArg::api),
+            import_mode: args.import_mode.map(|mode| match mode {
+                ImportModeArg::Legacy => "Legacy".to_owned(),
+                ImportModeArg::PreserveOriginal => "PreserveOriginal".to_owned(),
+            }),
+        },
+    };
+    let cluster = crate::oc::Cluster::connect(args.scope.namespace).await?;
+    let mut out = std::io::stdout().lock();
+    crate::oc::import_image::import_image(&cluster, &request, args.timeout, &mut out).await?;
+    Ok(())
+}
+
+async fn tag(args: TagCommand) -> Result<(), CliError> {
+    let cluster = crate::oc::Cluster::connect(args.scope.namespace).await?;
+    let tag_args = crate::oc::tag::TagArgs {
+        names: args.names,
+        source_kind: args.source,
+        alias: args.alias,
+        flags: crate::domain::oc_tag::TagFlags {
+            scheduled: args.scheduled,
+            insecure: args.insecure,
+            reference: args.reference,
+            reference_policy: args.reference_policy.map(ReferencePolicyArg::api),
+        },
+        delete: args.delete,
+    };
+    let mut out = std::io::stdout().lock();
+    crate::oc::tag::tag(&cluster, &tag_args, &mut out).await?;
+    Ok(())
+}
+
+async fn describe(command: DescribeCommand) -> Result<(), CliError> {
+    let (scope, text) = match &command {
+        DescribeCommand::Imagestream { name, scope } | DescribeCommand::Istag { name, scope } => {
+            (scope.clone(), name.clone())
+        }
+    };
+    let cluster = crate::oc::Cluster::connect(scope.namespace).await?;
+    let described = match command {
+        DescribeCommand::Imagestream { .. } => {
+            crate::oc::describe::describe_stream(&cluster.client, &cluster.namespace, &text).await
+        }
+        DescribeCommand::Istag { .. } => {
+            crate::oc::describe::describe_istag(&cluster.client, &cluster.namespace, &text).await
+        }
+    }
+    .map_err(|e| crate::oc::OcError::Refused(e.to_string()))?;
+    print!("{described}");
+    Ok(())
+}
+
+async fn set(command: SetCommand) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        SetCommand::Triggers {
+            workload,
+            from_image,
+            containers,
+            auto,
+            manual,
+            remove,
+            remove_all,
+            scope,
+        } => {
+            let cluster = crate::oc::Cluster::connect(scope.namespace).await?;
+            let change = crate::domain::trigger_edit::TriggerChange {
+                from_image,
+                containers,
+                manual: (auto || manual).then_some(manual),
+                remove,
+                remove_all,
+            };
+            crate::oc::set::triggers(&cluster, &workload, &change, &mut out).await?;
+        }
+        SetCommand::ImageLookup {
+            names,
+            enabled,
+            scope,
+        } => {
+            let cluster = crate::oc::Cluster::connect(scope.namespace).await?;
+            crate::oc::set::image_lookup(&cluster, &names, enabled, &mut out).await?;
+        }
+    }
     Ok(())
 }
 

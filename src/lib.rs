@@ -12,6 +12,8 @@
 //!   trigger controllers, the importer, the mirror index and the Image collector; each a fetch →
 //!   plan (pure) → import (engine) → status pipeline over the pure rules.
 //! - [`webhook`]: the push-notification receiver, which hands pushed tags to the engine.
+//! - [`oc`]: the `oc`-style commands (`import-image`, `tag`, `set`, `describe`, `get istag`,
+//!   `convert deploymentconfig`), thin API calls over pure rules in [`domain`].
 //! - [`testenv`]: the local control plane and registries that integration tests and the demo run
 //!   against.
 //! - [`cli`]: the command-line interface of the `imagestream-operator` binary.
@@ -24,6 +26,7 @@ pub mod controller;
 pub mod domain;
 pub mod leader;
 pub mod metrics;
+pub mod oc;
 pub mod registry;
 pub mod server;
 pub mod testenv;

@@ -43,7 +43,10 @@ fn to_yaml<T: serde::Serialize>(value: &T) -> String {
     serde_saphyr::to_string(value).expect("Kubernetes objects serialise to YAML")
 }
 
-/// The files of the `crds/` directory: one per CRD, then `kustomization.yaml` listing them.
+/// The files of the `crds/` directory: one per CRD, then `Kustomization` listing them. The
+/// kustomization file has no `.yaml` extension (kustomize accepts the name `Kustomization`), so
+/// `kubectl apply -f crds/` — which reads every `.yaml`, `.yml` and `.json` file — applies the CRDs
+/// alone, and `kubectl apply -k crds/` still works.
 pub fn crd_files() -> Vec<CrdFile> {
     let mut files: Vec<CrdFile> = crds()
         .iter()
@@ -59,7 +62,7 @@ pub fn crd_files() -> Vec<CrdFile> {
         kustomization.push_str(&format!("- {}\n", file.file_name));
     }
     files.push(CrdFile {
-        file_name: "kustomization.yaml".into(),
+        file_name: "Kustomization".into(),
         yaml: kustomization,
     });
     files
@@ -114,7 +117,7 @@ mod tests {
                 "imagecontentsourcepolicies.operator.openshift.io.yaml",
                 "imagedigestmirrorsets.config.openshift.io.yaml",
                 "imagetagmirrorsets.config.openshift.io.yaml",
-                "kustomization.yaml",
+                "Kustomization",
             ]
         );
         let kustomization = &files.last().unwrap().yaml;

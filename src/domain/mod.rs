@@ -3,13 +3,17 @@
 
 pub mod backoff;
 pub mod credential;
+pub mod deployment_config;
+pub mod describe_text;
 pub mod distinct_tag;
 pub mod history;
 pub mod image_gc;
 pub mod image_name;
+pub mod import_image;
 pub mod keyring;
 pub mod mirror_plan;
 pub mod notification;
+pub mod oc_tag;
 pub mod platform;
 pub mod poll_schedule;
 pub mod reference;
@@ -18,4 +22,5 @@ pub mod stream_status;
 pub mod tag_need;
 pub mod tag_source;
 pub mod text;
+pub mod trigger_edit;
 pub mod trigger_resolution;

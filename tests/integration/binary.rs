@@ -89,7 +89,7 @@ async fn the_binary_imports_and_import_image_requests_a_fresh_import_without_a_s
         Some(first.digest.clone()),
         "an unscheduled tag moved without a request"
     );
-    let out = operator(env, &["import-image", "app", "-n", &ns])
+    let out = operator(env, &["import-image", "app:v1", "-n", &ns])
         .output()
         .unwrap();
     assert!(

@@ -190,17 +190,15 @@ spec:
 }
 
 #[tokio::test]
-async fn the_committed_crds_kustomization_is_accepted_by_the_apiserver() {
+async fn the_committed_crds_apply_with_minus_k_and_with_minus_f() {
     // deploy/ (which includes crds/) is applied for real, namespace and all, by tests/deploy.rs; a
     // server-side dry run cannot create the namespace its other objects need.
     let env = TestEnv::global().await;
     let root = env!("CARGO_MANIFEST_DIR");
-    for dir in ["crds"] {
-        let out = kubectl(
-            env,
-            &["apply", "--dry-run=server", "-k", &format!("{root}/{dir}")],
-            None,
-        );
+    let crds = format!("{root}/crds");
+    for args in [["-k", crds.as_str()], ["-f", crds.as_str()]] {
+        let out = kubectl(env, &["apply", "--dry-run=server", args[0], args[1]], None);
+        let dir = args.join(" ");
         for name in [
             "imagestreams.image.openshift.io",
             "images.image.openshift.io",
