@@ -32,7 +32,12 @@
 //! make bench STREAMS=200 DISTINCT=20 WORKLOADS=50 INTERVAL=20s
 //! make bench OPERATOR_BIN=$(hack/bench-build-operator.sh <commit>)   # an older build, for comparison
 //! make bench NOTIFY=1 STREAMS=1000 DISTINCT=100 WORKLOADS=200          # push notifications
+//! make bench ADMISSION=1                                                # the image-lookup webhook's latency
 //! ```
+//!
+//! The admission mode (`ADMISSION=1`, `ADMISSION_PODS`, 1000) creates that many Pods naming a
+//! stream, one after another, in a namespace the webhook does not serve and in one it serves, and
+//! reports both create latencies (p50, p99) and the difference.
 //!
 //! The notification mode replaces steps 3–8: the registry notifies the operator's receiver of
 //! every push, polling is effectively off (`INTERVAL` defaults to 1h), and after the first import
@@ -70,7 +75,7 @@ use imagestream_operator::testenv::{
     free_port,
 };
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{ObjectMeta, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -113,6 +118,8 @@ struct Params {
     notify: bool,
     pushes: usize,
     push_gap: Duration,
+    admission: bool,
+    admission_pods: usize,
 }
 
 impl Params {
@@ -156,6 +163,8 @@ impl Params {
             notify,
             pushes: env_count("PUSHES", 100)?,
             push_gap: env_duration("PUSH_GAP", "250ms")?.0,
+            admission: env_text("ADMISSION").is_some_and(|v| v != "0"),
+            admission_pods: env_count("ADMISSION_PODS", 1000)?,
         };
         if params.distinct > params.streams {
             return Err(format!(
@@ -1282,6 +1291,9 @@ fn keep_log(p: &Params, log: &Path, name: &str) -> Option<PathBuf> {
 async fn run(p: &Params, report: &mut Report) -> Result<()> {
     if p.notify {
         return run_notify(p, report).await;
+    }
+    if p.admission {
+        return run_admission(p, report).await;
     }
     report_parameters(p, report);
 
@@ -2484,4 +2496,201 @@ async fn notified_pushes(
         at_most(window.heads as f64 / total as f64, 1.0, "1 HEAD per push"),
     );
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admission mode (ADMISSION=1)
+
+/// The namespace the webhook serves, and one it does not (the baseline).
+const LOOKUP_NAMESPACE: &str = "bench-lookup";
+const PLAIN_NAMESPACE: &str = "bench-plain";
+
+/// `ADMISSION=1`: the operator with its image-lookup admission webhook registered by URL; then
+/// `ADMISSION_PODS` Pods naming `web:latest` created one after another in a namespace the webhook
+/// does not serve (the baseline: the API server alone) and in one it serves (each resolved to the
+/// digest), and the create latencies of both, from the same run.
+async fn run_admission(p: &Params, report: &mut Report) -> Result<()> {
+    step("Starting etcd, kube-apiserver and a registry");
+    let env = TestEnv::start().await?;
+    let client = env.client().await;
+    let scratch = env
+        .kubeconfig()
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_else(std::env::temp_dir);
+    for (namespace, label) in [(LOOKUP_NAMESPACE, "lookup"), (PLAIN_NAMESPACE, "plain")] {
+        let object: Namespace = serde_json::from_value(json!({
+            "metadata": {"name": namespace, "labels": {"imagestream-operator-bench": label}},
+        }))?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &object)
+            .await?;
+        let account: k8s_openapi::api::core::v1::ServiceAccount =
+            serde_json::from_value(json!({"metadata": {"name": "default"}}))?;
+        Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), namespace)
+            .create(&PostParams::default(), &account)
+            .await?;
+    }
+    let pushed = ImagePusher::for_registry(env.registry())
+        .push_random("bench/web", "latest", ManifestFormat::Oci)
+        .await?;
+    let stream: ImageStream = serde_json::from_value(json!({
+        "apiVersion": "image.openshift.io/v1", "kind": "ImageStream",
+        "metadata": {"name": "web", "namespace": LOOKUP_NAMESPACE},
+        "spec": {"lookupPolicy": {"local": true}, "tags": [{"name": "latest", "from": {
+            "kind": "DockerImage", "name": format!("{}/bench/web:latest", env.registry().host())},
+            "importPolicy": {"insecure": true}}]},
+    }))?;
+    Api::<ImageStream>::namespaced(client.clone(), LOOKUP_NAMESPACE)
+        .create(&PostParams::default(), &stream)
+        .await?;
+    let port = free_port()?;
+    let configuration: k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration =
+        serde_json::from_value(json!({
+            "metadata": {"name": "bench-image-lookup"},
+            "webhooks": [{
+                "name": "image-lookup.imagestream-operator.io",
+                "clientConfig": {"url": format!("https://127.0.0.1:{port}/admission/image-lookup")},
+                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}],
+                "namespaceSelector": {"matchLabels": {"imagestream-operator-bench": "lookup"}},
+                "failurePolicy": "Ignore", "sideEffects": "None", "timeoutSeconds": 5,
+                "reinvocationPolicy": "IfNeeded", "admissionReviewVersions": ["v1"],
+            }],
+        }))?;
+    Api::<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration>::all(
+        client.clone(),
+    )
+    .create(&PostParams::default(), &configuration)
+    .await?;
+
+    step("Starting the operator with its admission webhook");
+    let flags = [
+        "--namespace".to_owned(),
+        LOOKUP_NAMESPACE.to_owned(),
+        "--admission-addr".to_owned(),
+        format!("127.0.0.1:{port}"),
+        "--admission-secret".to_owned(),
+        format!("{LOOKUP_NAMESPACE}/admission-certificate"),
+        "--admission-webhook-configuration".to_owned(),
+        "bench-image-lookup".to_owned(),
+    ];
+    let mut operator = Operator::start_with(
+        p,
+        &env,
+        &p.interval_text,
+        &scratch.join("operator-1.log"),
+        &flags,
+    )?;
+    let resolved = format!("{}/bench/web@{}", env.registry().host(), pushed.digest);
+    let lookup_pods = Api::<Pod>::namespaced(client.clone(), LOOKUP_NAMESPACE);
+    let started = Instant::now();
+    loop {
+        operator.ensure_running()?;
+        let probe = lookup_pods
+            .create(
+                &PostParams::default(),
+                &bench_pod(&format!("probe-{}", started.elapsed().as_millis())),
+            )
+            .await?;
+        if pod_image(&probe) == resolved {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            return Err("the webhook did not resolve web:latest within 120 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    step(&format!(
+        "Creating {} Pods naming web:latest without the webhook, then {} with it",
+        p.admission_pods, p.admission_pods
+    ));
+    let plain = create_pods(
+        &Api::namespaced(client.clone(), PLAIN_NAMESPACE),
+        p.admission_pods,
+        "",
+    )
+    .await?;
+    let looked_up = create_pods(&lookup_pods, p.admission_pods, &resolved).await?;
+    let stopped = operator.stop().await;
+    let section = "image-lookup admission";
+    report.add(
+        section,
+        "Pods created, one after another",
+        format!("{} per namespace", p.admission_pods),
+    );
+    report.add(
+        section,
+        "create latency without the webhook (API server alone)",
+        quantiles_ms(&plain.0),
+    );
+    report.add(
+        section,
+        "create latency with the webhook",
+        quantiles_ms(&looked_up.0),
+    );
+    report.add(
+        section,
+        "added by the webhook (p50 / p99)",
+        format!(
+            "{:.2} ms / {:.2} ms",
+            (quantile(&looked_up.0, 0.5).as_secs_f64() - quantile(&plain.0, 0.5).as_secs_f64())
+                * 1000.0,
+            (quantile(&looked_up.0, 0.99).as_secs_f64() - quantile(&plain.0, 0.99).as_secs_f64())
+                * 1000.0
+        ),
+    );
+    report.check(
+        section,
+        "Pods stored with the digest reference",
+        format!("{} of {}", looked_up.1, p.admission_pods),
+        at_most((p.admission_pods - looked_up.1) as f64, 0.0, "every one"),
+    );
+    report.add("operator", "run stopped", stopped);
+    Ok(())
+}
+
+fn bench_pod(name: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"automountServiceAccountToken": false, "containers": [{"name": "app", "image": "web:latest"}]},
+    }))
+    .expect("a Pod")
+}
+
+fn pod_image(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default()
+}
+
+/// Creates `count` Pods one after another: each create's latency, and how many were stored
+/// with `expected` as their image.
+async fn create_pods(
+    api: &Api<Pod>,
+    count: usize,
+    expected: &str,
+) -> Result<(Vec<Duration>, usize)> {
+    let mut latencies = Vec::with_capacity(count);
+    let mut matched = 0;
+    for i in 0..count {
+        let started = Instant::now();
+        let created = api
+            .create(&PostParams::default(), &bench_pod(&format!("p-{i}")))
+            .await?;
+        latencies.push(started.elapsed());
+        matched += usize::from(pod_image(&created) == expected);
+    }
+    Ok((latencies, matched))
+}
+
+fn quantiles_ms(values: &[Duration]) -> String {
+    format!(
+        "p50 {:.2} ms · p99 {:.2} ms · max {:.2} ms",
+        quantile(values, 0.5).as_secs_f64() * 1000.0,
+        quantile(values, 0.99).as_secs_f64() * 1000.0,
+        quantile(values, 1.0).as_secs_f64() * 1000.0
+    )
 }

@@ -359,6 +359,29 @@ pub struct RunArgs {
     /// PEM private key of `--webhook-tls-cert`.
     #[arg(long, env = "WEBHOOK_TLS_KEY", requires = "webhook_tls_cert")]
     pub webhook_tls_key: Option<PathBuf>,
+    /// Address of the image-lookup admission webhook (HTTPS, `POST /admission/image-lookup`); off
+    /// when unset.
+    #[arg(long, env = "ADMISSION_ADDR")]
+    pub admission_addr: Option<SocketAddr>,
+    /// The Secret (`NAMESPACE/NAME`) the webhook's CA and serving certificate are kept in
+    /// (default: `imagestream-operator-admission` in the operator's namespace).
+    #[arg(long, env = "ADMISSION_SECRET", value_parser = parse_secret_ref)]
+    pub admission_secret: Option<(String, String)>,
+    /// The MutatingWebhookConfiguration whose webhooks get the CA as their `caBundle`.
+    #[arg(
+        long,
+        env = "ADMISSION_WEBHOOK_CONFIGURATION",
+        default_value = "imagestream-operator"
+    )]
+    pub admission_webhook_configuration: String,
+    /// The Service in front of the webhook: its DNS names go into the serving certificate, with
+    /// `localhost` and `127.0.0.1`.
+    #[arg(
+        long,
+        env = "ADMISSION_SERVICE",
+        default_value = "imagestream-operator-admission"
+    )]
+    pub admission_service: String,
 }
 
 fn parse_secret_ref(s: &str) -> Result<(String, String), String> {
@@ -413,6 +436,9 @@ pub enum CliError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The admission webhook could not be set up.
+    #[error("admission webhook: {0}")]
+    Admission(String),
     /// The webhook's TLS certificate or key could not be used.
     #[error("webhook TLS: {0}")]
     WebhookTls(String),
@@ -490,6 +516,13 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Connect(e.to_string()))?;
     let client = kube::Client::try_from(kube_config.clone())
         .map_err(|e| CliError::Connect(e.to_string()))?;
+    let admission_settings = args.admission_addr.map(|addr| AdmissionSettings {
+        addr,
+        secret: args.admission_secret.clone(),
+        configuration: args.admission_webhook_configuration.clone(),
+        service: args.admission_service.clone(),
+        internal_registry: args.internal_registry_hostname.clone(),
+    });
     let webhook_settings = WebhookSettings {
         secret: args.webhook_secret.clone(),
         tls: args
@@ -539,15 +572,21 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
     let timing = crate::leader::LeaseTiming::for_duration(args.leader_election_lease_duration);
     let health = Arc::new(crate::server::Health::new(timing.duration));
     let engine_slot = Arc::new(crate::controller::engine::EngineSlot::default());
+    let lookups = Arc::new(crate::admission::Streams::default());
     let telemetry = crate::controller::run::Telemetry {
         metrics: metrics.clone(),
         health: health.clone(),
         engine: engine_slot.clone(),
+        lookups: lookups.clone(),
         // Only a receiver in a Pod needs routing to the leader.
         pod: args
             .webhook_addr
             .and(std::env::var("POD_NAMESPACE").ok())
             .zip(std::env::var("POD_NAME").ok()),
+    };
+    let admission = match admission_settings {
+        Some(settings) => Some(start_admission(settings, client.clone(), lookups.clone()).await?),
+        None => None,
     };
     let webhook = match args.webhook_addr {
         Some(addr) => Some(
@@ -670,7 +709,7 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
         Ok(())
     };
 
-    if let Some((stop, task)) = webhook {
+    for (stop, task) in webhook.into_iter().chain(admission) {
         let _ = stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
@@ -681,6 +720,115 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
         Err(_) => tracing::warn!("the HTTP server did not stop in time"),
     }
     result
+}
+
+/// The admission webhook's flags.
+struct AdmissionSettings {
+    addr: SocketAddr,
+    secret: Option<(String, String)>,
+    configuration: String,
+    service: String,
+    internal_registry: Option<String>,
+}
+
+/// How often the admission certificate is checked for renewal.
+const CERTIFICATE_CHECK: Duration = Duration::from_secs(6 * 3600);
+
+/// The image-lookup admission webhook on its address, with a certificate from (or written to) its
+/// Secret and the CA published to its MutatingWebhookConfiguration, renewed while it runs.
+async fn start_admission(
+    settings: AdmissionSettings,
+    client: kube::Client,
+    lookups: Arc<crate::admission::Streams>,
+) -> Result<
+    (
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ),
+    CliError,
+> {
+    use crate::admission::certificates::{Rotating, ensure, publish_ca};
+    let own_namespace = std::env::var("POD_NAMESPACE")
+        .ok()
+        .or_else(|| std::fs::read_to_string(crate::leader::SERVICE_ACCOUNT_NAMESPACE_FILE).ok())
+        .unwrap_or_else(|| "imagestream-operator".to_owned());
+    let (namespace, name) = settings.secret.unwrap_or_else(|| {
+        (
+            own_namespace.clone(),
+            "imagestream-operator-admission".to_owned(),
+        )
+    });
+    let service = &settings.service;
+    let names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        format!("{service}.{own_namespace}.svc"),
+        format!("{service}.{own_namespace}.svc.cluster.local"),
+    ];
+    let failed =
+        |e: crate::admission::certificates::CertificateError| CliError::Admission(e.to_string());
+    let serving = ensure(&client, &namespace, &name, &names)
+        .await
+        .map_err(failed)?;
+    publish_ca(&client, &settings.configuration, &serving.ca_pem)
+        .await
+        .map_err(failed)?;
+    let resolver = Arc::new(Rotating::new(&serving).map_err(CliError::Admission)?);
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .map_err(|source| CliError::Listen {
+            addr: settings.addr,
+            source,
+        })?;
+    tracing::info!(addr = %settings.addr, "serving image-lookup admission on /admission/image-lookup");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopped = futures::FutureExt::shared(stopped);
+    // Renewal: the Secret is re-read (another replica may have renewed it), re-issued when due,
+    // served, and the CA published again.
+    let renewing = stopped.clone();
+    let rotating = resolver.clone();
+    let configuration = settings.configuration.clone();
+    let renew_client = client.clone();
+    tokio::spawn(async move {
+        let renew = async {
+            loop {
+                tokio::time::sleep(CERTIFICATE_CHECK).await;
+                match ensure(&renew_client, &namespace, &name, &names).await {
+                    Ok(serving) => {
+                        if let Err(err) = rotating.replace(&serving) {
+                            tracing::warn!(error = %err, "could not serve the renewed admission certificate");
+                        }
+                        if let Err(err) =
+                            publish_ca(&renew_client, &configuration, &serving.ca_pem).await
+                        {
+                            tracing::warn!(error = %err, "could not publish the admission CA");
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not renew the admission certificate")
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            _ = renewing => {}
+            () = renew => {}
+        }
+    });
+    let state = crate::admission::AdmissionState {
+        streams: lookups,
+        internal_registry: settings.internal_registry,
+    };
+    let task = tokio::spawn(async move {
+        if let Err(err) = crate::admission::serve(listener, resolver, state, async move {
+            let _ = stopped.await;
+        })
+        .await
+        {
+            tracing::warn!(error = %err, "the admission webhook server failed");
+        }
+    });
+    Ok((stop, task))
 }
 
 /// The receiver's flags other than its address.

@@ -20,6 +20,7 @@
 //! - [`server`]: `/metrics`, `/healthz` and `/readyz`; [`metrics`]: the Prometheus metrics they serve;
 //!   [`leader`]: leader election on a Lease, so only one replica runs the controllers.
 
+pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod controller;

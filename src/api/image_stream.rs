@@ -78,9 +78,9 @@ pub const CONDITION_IMPORT_SUCCESS: &str = "ImportSuccess";
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct ImageStreamSpec {
-    /// How Pods in this namespace may refer to the stream by its short name. Recorded for
-    /// compatibility with OpenShift; this operator does not rewrite Pod images (use the
-    /// `image.openshift.io/triggers` annotation on the workload instead).
+    /// How Pods in this namespace may refer to the stream by its short name. With the operator's
+    /// image-lookup admission webhook installed (`--admission-addr`), `local: true` makes Pods and
+    /// pod templates that name `stream:tag` be stored with the tag's current digest reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     // Published without `nullable`, like every object in the spec (a null is read as absent).
     #[schemars(with = "ImageLookupPolicy")]
@@ -104,8 +104,9 @@ pub struct ImageStreamSpec {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct ImageLookupPolicy {
-    /// On OpenShift, `true` lets Pods in this namespace name the stream (`app:latest`) instead of a
-    /// full pull spec. Defaults to `false`. Accepted for compatibility; this operator does not act on it.
+    /// `true` lets Pods and workloads in this namespace name the stream (`app:latest`) instead of a
+    /// full pull spec: the image-lookup admission webhook rewrites the name to the tag's current
+    /// digest reference when the object is created or updated. Defaults to `false`.
     #[serde(default)]
     pub local: bool,
 }

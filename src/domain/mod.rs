@@ -8,6 +8,7 @@ pub mod describe_text;
 pub mod distinct_tag;
 pub mod history;
 pub mod image_gc;
+pub mod image_lookup;
 pub mod image_name;
 pub mod import_image;
 pub mod keyring;

@@ -79,12 +79,26 @@ async fn install(env: &TestEnv) {
                 "clusterrole.rbac.authorization.k8s.io/imagestream-operator",
                 "deployment.apps/imagestream-operator",
                 "service/imagestream-operator",
+                "service/imagestream-operator-admission",
+                "mutatingwebhookconfiguration.admissionregistration.k8s.io/imagestream-operator",
             ] {
                 assert!(
                     out.contains(object),
                     "kubectl apply -k deploy/ did not apply {object}:\n{out}"
                 );
             }
+            // No operator Pod runs behind the webhook's Service here (no kubelet, no Service
+            // network), so the configuration would send every later Pod and workload of this
+            // shared API server to a Service that cannot answer. tests/integration/admission.rs
+            // registers the webhook by URL instead.
+            kubectl(
+                env,
+                &[
+                    "delete",
+                    "mutatingwebhookconfiguration",
+                    "imagestream-operator",
+                ],
+            );
         })
         .await;
 }

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod admission;
 mod binary;
 mod deploy;
 mod environment;
