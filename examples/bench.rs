@@ -1300,11 +1300,7 @@ async fn run(p: &Params, report: &mut Report) -> Result<()> {
     step("Starting etcd, kube-apiserver and a registry on 127.0.0.1 (no kube-controller-manager)");
     let env = TestEnv::start().await?;
     let client = env.client().await;
-    let scratch = env
-        .kubeconfig()
-        .parent()
-        .map(Path::to_owned)
-        .unwrap_or_else(std::env::temp_dir);
+    let scratch = scratch_dir(&env);
     println!(
         "    registry {}, scratch directory {}",
         env.registry().base_url(),
@@ -1325,6 +1321,14 @@ async fn run(p: &Params, report: &mut Report) -> Result<()> {
     result?;
 
     burst(&bench, report, &scratch.join("operator-2.log")).await
+}
+
+/// The environment's scratch directory (logs beside the kubeconfig), or the system's.
+fn scratch_dir(env: &TestEnv) -> PathBuf {
+    env.kubeconfig()
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// What every phase works with.
@@ -2258,11 +2262,7 @@ async fn run_notify(p: &Params, report: &mut Report) -> Result<()> {
     step("Starting etcd, kube-apiserver and a registry that notifies the operator");
     let env = TestEnv::start().await?;
     let client = env.client().await;
-    let scratch = env
-        .kubeconfig()
-        .parent()
-        .map(Path::to_owned)
-        .unwrap_or_else(std::env::temp_dir);
+    let scratch = scratch_dir(&env);
     let webhook_port = free_port()?;
     let registry = env
         .start_registry(
@@ -2513,11 +2513,7 @@ async fn run_admission(p: &Params, report: &mut Report) -> Result<()> {
     step("Starting etcd, kube-apiserver and a registry");
     let env = TestEnv::start().await?;
     let client = env.client().await;
-    let scratch = env
-        .kubeconfig()
-        .parent()
-        .map(Path::to_owned)
-        .unwrap_or_else(std::env::temp_dir);
+    let scratch = scratch_dir(&env);
     for (namespace, label) in [(LOOKUP_NAMESPACE, "lookup"), (PLAIN_NAMESPACE, "plain")] {
         let object: Namespace = serde_json::from_value(json!({
             "metadata": {"name": namespace, "labels": {"imagestream-operator-bench": label}},

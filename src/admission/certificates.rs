@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
@@ -253,30 +252,6 @@ pub async fn publish_ca(
     Ok(true)
 }
 
-/// A rustls server configuration serving `serving`.
-pub fn server_config(serving: &Serving) -> Result<Arc<rustls::ServerConfig>, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_slice_iter(serving.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let key =
-        PrivateKeyDer::from_pem_slice(serving.key_pem.as_bytes()).map_err(|e| e.to_string())?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| e.to_string())?;
-    Ok(Arc::new(config))
-}
-
-/// Base64 of `pem`, as a `caBundle` is written in YAML.
-pub fn ca_bundle(pem: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(pem)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,7 +260,7 @@ mod tests {
     fn an_issued_certificate_serves_its_names_and_is_reused_until_renewal_is_due() {
         let serving = issue(&["localhost".into(), "127.0.0.1".into()]).unwrap();
         assert!(serving.ca_pem.contains("BEGIN CERTIFICATE"));
-        assert!(server_config(&serving).is_ok());
+        assert!(Rotating::new(&serving).is_ok());
         let mut secret = Secret {
             metadata: kube::api::ObjectMeta {
                 annotations: Some(
