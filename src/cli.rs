@@ -747,7 +747,8 @@ async fn start_admission(
     ),
     CliError,
 > {
-    use crate::admission::certificates::{Rotating, ensure, publish_ca};
+    use crate::admission::certificates::{certified, ensure, publish_ca};
+    use crate::webhook::tls::CertificateSlot;
     let own_namespace = std::env::var("POD_NAMESPACE")
         .ok()
         .or_else(|| std::fs::read_to_string(crate::leader::SERVICE_ACCOUNT_NAMESPACE_FILE).ok())
@@ -773,7 +774,9 @@ async fn start_admission(
     publish_ca(&client, &settings.configuration, &serving.ca_pem)
         .await
         .map_err(failed)?;
-    let resolver = Arc::new(Rotating::new(&serving).map_err(CliError::Admission)?);
+    let resolver = Arc::new(CertificateSlot::new(
+        certified(&serving).map_err(CliError::Admission)?,
+    ));
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .map_err(|source| CliError::Listen {
@@ -795,8 +798,11 @@ async fn start_admission(
                 tokio::time::sleep(CERTIFICATE_CHECK).await;
                 match ensure(&renew_client, &namespace, &name, &names).await {
                     Ok(serving) => {
-                        if let Err(err) = rotating.replace(&serving) {
-                            tracing::warn!(error = %err, "could not serve the renewed admission certificate");
+                        match certified(&serving) {
+                            Ok(key) => rotating.replace(key),
+                            Err(err) => {
+                                tracing::warn!(error = %err, "could not serve the renewed admission certificate")
+                            }
                         }
                         if let Err(err) =
                             publish_ca(&renew_client, &configuration, &serving.ca_pem).await

@@ -252,6 +252,11 @@ pub async fn publish_ca(
     Ok(true)
 }
 
+/// `serving` ready to serve.
+pub fn certified(serving: &Serving) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
+    crate::webhook::tls::certified_key(serving.cert_pem.as_bytes(), serving.key_pem.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,7 +265,7 @@ mod tests {
     fn an_issued_certificate_serves_its_names_and_is_reused_until_renewal_is_due() {
         let serving = issue(&["localhost".into(), "127.0.0.1".into()]).unwrap();
         assert!(serving.ca_pem.contains("BEGIN CERTIFICATE"));
-        assert!(Rotating::new(&serving).is_ok());
+        assert!(certified(&serving).is_ok());
         let mut secret = Secret {
             metadata: kube::api::ObjectMeta {
                 annotations: Some(
@@ -301,44 +306,4 @@ mod tests {
         assert!(format!("{serving:?}").contains("expires"));
         assert!(!format!("{serving:?}").contains("PRIVATE KEY"));
     }
-}
-
-/// The serving certificate, replaceable while the server runs (rotation without a restart).
-#[derive(Debug)]
-pub struct Rotating(std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>);
-
-impl Rotating {
-    /// A resolver serving `serving`.
-    pub fn new(serving: &Serving) -> Result<Self, String> {
-        Ok(Self(std::sync::RwLock::new(certified(serving)?)))
-    }
-
-    /// Serves `serving` from now on.
-    pub fn replace(&self, serving: &Serving) -> Result<(), String> {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = certified(serving)?;
-        Ok(())
-    }
-}
-
-impl rustls::server::ResolvesServerCert for Rotating {
-    fn resolve(
-        &self,
-        _hello: rustls::server::ClientHello<'_>,
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        Some(self.0.read().unwrap_or_else(|p| p.into_inner()).clone())
-    }
-}
-
-fn certified(serving: &Serving) -> Result<Arc<rustls::sign::CertifiedKey>, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain = CertificateDer::pem_slice_iter(serving.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let key =
-        PrivateKeyDer::from_pem_slice(serving.key_pem.as_bytes()).map_err(|e| e.to_string())?;
-    let provider = rustls::crypto::ring::default_provider();
-    rustls::sign::CertifiedKey::from_der(chain, key, &provider)
-        .map(Arc::new)
-        .map_err(|e| e.to_string())
 }

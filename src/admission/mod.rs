@@ -8,7 +8,7 @@
 
 pub mod certificates;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -26,28 +26,7 @@ pub const MAX_REVIEW: usize = 3 << 20;
 
 /// Where the streams for lookups come from: the controllers' stream cache while this replica
 /// runs them.
-#[derive(Default)]
-pub struct Streams(RwLock<Option<Arc<dyn StreamLookup + Send + Sync>>>);
-
-impl std::fmt::Debug for Streams {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Streams")
-            .field("available", &self.get().is_some())
-            .finish()
-    }
-}
-
-impl Streams {
-    /// Sets (or clears) the source of streams.
-    pub fn set(&self, lookup: Option<Arc<dyn StreamLookup + Send + Sync>>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = lookup;
-    }
-
-    /// The source of streams, if there is one.
-    pub fn get(&self) -> Option<Arc<dyn StreamLookup + Send + Sync>> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
+pub type Streams = crate::controller::slot::Slot<dyn StreamLookup + Send + Sync>;
 
 /// What the webhook needs.
 #[derive(Debug, Clone)]
@@ -151,22 +130,16 @@ impl StreamLookup for StoreLookup {
     }
 }
 
-/// Serves the webhook over TLS on `listener` with the certificate `resolver` holds, until
-/// `shutdown` resolves.
+/// Serves the webhook over TLS on `listener` with the certificate `slot` holds, until `shutdown`
+/// resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    resolver: Arc<certificates::Rotating>,
+    slot: Arc<crate::webhook::tls::CertificateSlot>,
     state: AdmissionState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(std::io::Error::other)?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    crate::webhook::tls::serve(listener, Arc::new(config), router(state), shutdown).await
+    let config = crate::webhook::tls::config(slot).map_err(std::io::Error::other)?;
+    crate::webhook::tls::serve(listener, config, router(state), shutdown).await
 }
 
 #[cfg(test)]

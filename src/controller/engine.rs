@@ -636,28 +636,7 @@ impl ImportEngine {
 
 /// The engine of the controllers running in this process, if they run: push notifications are
 /// received on every replica, and only the leader's engine imports.
-#[derive(Default)]
-pub struct EngineSlot(std::sync::RwLock<Option<Arc<ImportEngine>>>);
-
-impl std::fmt::Debug for EngineSlot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineSlot")
-            .field("running", &self.get().is_some())
-            .finish()
-    }
-}
-
-impl EngineSlot {
-    /// Puts the running engine in the slot (or empties it when the controllers stop).
-    pub fn set(&self, engine: Option<Arc<ImportEngine>>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = engine;
-    }
-
-    /// The running engine, if the controllers run.
-    pub fn get(&self) -> Option<Arc<ImportEngine>> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
+pub type EngineSlot = super::slot::Slot<ImportEngine>;
 
 #[cfg(test)]
 mod tests {

@@ -30,6 +30,7 @@ pub mod image_stream;
 pub mod importer;
 pub mod mirrors;
 pub mod run;
+pub mod slot;
 pub mod stores;
 pub mod triggers;
 

@@ -15,7 +15,8 @@ use std::ops::Range;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::DynamicObject;
-use serde_json::Value;
+
+use super::trigger_edit::PodContainers;
 use thiserror::Error;
 
 use crate::api::ImageStream;
@@ -621,32 +622,15 @@ pub fn triggering_workload(
         .annotations
         .as_ref()?
         .get(TRIGGERS_ANNOTATION)?;
-    let pointer = format!("/{}", kind.pod_spec_path().replace('.', "/"));
-    let pod_spec = object.data.pointer(&pointer);
+    let pod = PodContainers::of(kind, &object.data);
     Some(TriggeringWorkload {
         kind,
         name: object.metadata.name.clone().unwrap_or_default(),
         namespace: object.metadata.namespace.clone().unwrap_or_default(),
         annotation: annotation.clone(),
-        containers: container_names(pod_spec, ContainerList::Containers),
-        init_containers: container_names(pod_spec, ContainerList::InitContainers),
+        containers: pod.containers,
+        init_containers: pod.init_containers,
     })
-}
-
-fn container_names(pod_spec: Option<&Value>, list: ContainerList) -> Vec<String> {
-    let containers = pod_spec
-        .and_then(|spec| spec.get(list.field_name()))
-        .and_then(Value::as_array);
-    containers
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            c.get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .collect()
 }
 
 /// How a workload uses a tag, as one line of the tag's block: `deployment/web (container app)`.

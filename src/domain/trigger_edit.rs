@@ -39,6 +39,32 @@ pub struct PodContainers {
     pub init_containers: Vec<String>,
 }
 
+impl PodContainers {
+    /// The container names of the pod template of a `kind` workload, given as JSON (a missing
+    /// template or list reads as none; a container without a name as `""`).
+    pub fn of(kind: WorkloadKind, workload: &serde_json::Value) -> Self {
+        let pointer = format!("/{}", kind.pod_spec_path().replace('.', "/"));
+        let pod = workload.pointer(&pointer);
+        let names = |list: &str| {
+            pod.and_then(|pod| pod.get(list))
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    c.get("name")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .collect()
+        };
+        Self {
+            containers: names("containers"),
+            init_containers: names("initContainers"),
+        }
+    }
+}
+
 /// The entries after `change`, or why it cannot be made.
 pub fn edit(
     existing: &[ObjectFieldTrigger],

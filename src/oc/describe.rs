@@ -4,10 +4,8 @@
 //! [`crate::domain::describe_text`]. Nothing is written to the cluster.
 
 use futures::future::try_join_all;
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ApiResource, DynamicObject, ListParams};
+use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client};
 use thiserror::Error;
 
@@ -219,7 +217,11 @@ async fn list_triggering(
 ) -> Result<Vec<TriggeringWorkload>, DescribeError> {
     // Listed untyped: only the annotation and container names are read, and an object that does not
     // match its typed schema must not hide the others.
-    let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &api_resource(kind));
+    let api = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        namespace,
+        &super::workload_resource(kind),
+    );
     let objects = match api.list(&ListParams::default()).await {
         Ok(list) => list.items,
         // batch/v1 CronJob is not served before Kubernetes 1.21: no CronJobs, then.
@@ -236,15 +238,6 @@ async fn list_triggering(
         .iter()
         .filter_map(|object| triggering_workload(kind, object))
         .collect())
-}
-
-fn api_resource(kind: WorkloadKind) -> ApiResource {
-    match kind {
-        WorkloadKind::Deployment => ApiResource::erase::<Deployment>(&()),
-        WorkloadKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
-        WorkloadKind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
-        WorkloadKind::CronJob => ApiResource::erase::<CronJob>(&()),
-    }
 }
 
 #[cfg(test)]
@@ -286,7 +279,7 @@ mod tests {
         let paths: Vec<String> = WorkloadKind::ALL
             .into_iter()
             .map(|kind| {
-                let resource = api_resource(kind);
+                let resource = crate::oc::workload_resource(kind);
                 format!("{}/{}", resource.api_version, resource.plural)
             })
             .collect();

@@ -61,6 +61,20 @@ fn kube_message(error: &kube::Error) -> String {
     }
 }
 
+/// The API resource of a workload kind, for dynamic reads and patches.
+pub fn workload_resource(kind: crate::api::triggers::WorkloadKind) -> kube::api::ApiResource {
+    use crate::api::triggers::WorkloadKind;
+    use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+    use k8s_openapi::api::batch::v1::CronJob;
+    use kube::api::ApiResource;
+    match kind {
+        WorkloadKind::Deployment => ApiResource::erase::<Deployment>(&()),
+        WorkloadKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
+        WorkloadKind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
+        WorkloadKind::CronJob => ApiResource::erase::<CronJob>(&()),
+    }
+}
+
 /// Whether `error` is the API server's 404.
 pub fn is_not_found(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
 use super::{Cluster, OcError};
@@ -38,38 +38,17 @@ pub fn workload(value: &str) -> Result<(WorkloadKind, String), OcError> {
 }
 
 fn workload_api(cluster: &Cluster, kind: WorkloadKind) -> Api<DynamicObject> {
-    let (group, version) = kind.api_version().split_once('/').unwrap_or(("", "v1"));
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind.kind()));
-    Api::namespaced_with(cluster.client.clone(), &cluster.namespace, &resource)
+    Api::namespaced_with(
+        cluster.client.clone(),
+        &cluster.namespace,
+        &super::workload_resource(kind),
+    )
 }
 
 /// `deployment.apps/web`, as kubectl names a written object.
 fn written_name(kind: WorkloadKind, name: &str) -> String {
     let group = kind.api_version().split_once('/').map_or("", |(g, _)| g);
     format!("{}.{group}/{name}", kind.kind().to_ascii_lowercase())
-}
-
-/// The pod template's container names, from the workload's JSON.
-fn pod_containers(kind: WorkloadKind, object: &serde_json::Value) -> PodContainers {
-    let mut pod = object;
-    for part in kind.pod_spec_path().split('.') {
-        pod = &pod[part];
-    }
-    let names = |list: &str| {
-        pod[list]
-            .as_array()
-            .map(|containers| {
-                containers
-                    .iter()
-                    .filter_map(|c| c["name"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    PodContainers {
-        containers: names("containers"),
-        init_containers: names("initContainers"),
-    }
 }
 
 /// Runs `set triggers`: lists the workload's triggers when `change` changes nothing, else writes
@@ -102,7 +81,7 @@ pub async fn triggers(
     } else {
         existing?
     };
-    let pod = pod_containers(kind, &object.data);
+    let pod = PodContainers::of(kind, &object.data);
     let edited = edit(&existing, kind, &pod, change).map_err(OcError::Refused)?;
     let value = (!edited.is_empty()).then(|| encode_annotation(&edited));
     let patch = serde_json::json!({"metadata": {"annotations": {TRIGGERS_ANNOTATION: value}}});
@@ -201,14 +180,14 @@ mod tests {
         let cron = serde_json::json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
             "containers": [{"name": "job"}], "initContainers": [{"name": "setup"}]}}}}}});
         assert_eq!(
-            pod_containers(WorkloadKind::CronJob, &cron),
+            PodContainers::of(WorkloadKind::CronJob, &cron),
             PodContainers {
                 containers: vec!["job".into()],
                 init_containers: vec!["setup".into()],
             }
         );
         assert_eq!(
-            pod_containers(WorkloadKind::Deployment, &cron),
+            PodContainers::of(WorkloadKind::Deployment, &cron),
             PodContainers::default()
         );
     }

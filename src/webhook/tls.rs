@@ -3,7 +3,7 @@
 //! or stalls ends that connection only.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -12,30 +12,69 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
 
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A server configuration from a PEM certificate chain and a PEM private key.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("reading the certificate {}: {e}", cert.display()))?;
+/// A PEM certificate chain and its PEM private key, ready to serve.
+pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<CertifiedKey>, String> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("reading the certificate: {e}"))?;
     if chain.is_empty() {
-        return Err(format!("{} holds no certificate", cert.display()));
+        return Err("no certificate in the PEM".to_owned());
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("reading the private key {}: {e}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| format!("reading the private key: {e}"))?;
+    CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider())
+        .map(Arc::new)
+        .map_err(|e| format!("the certificate and key do not fit: {e}"))
+}
+
+/// The served certificate, replaceable while the server runs (rotation without a restart).
+#[derive(Debug)]
+pub struct CertificateSlot(RwLock<Arc<CertifiedKey>>);
+
+impl CertificateSlot {
+    /// A slot serving `key`.
+    pub fn new(key: Arc<CertifiedKey>) -> Self {
+        Self(RwLock::new(key))
+    }
+
+    /// Serves `key` from now on.
+    pub fn replace(&self, key: Arc<CertifiedKey>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = key;
+    }
+}
+
+impl ResolvesServerCert for CertificateSlot {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+/// A server configuration (HTTP/2 and HTTP/1.1, no client certificates) serving what `slot` holds.
+pub fn config(slot: Arc<CertificateSlot>) -> Result<Arc<rustls::ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("the certificate and key do not fit: {e}"))?;
+        .with_cert_resolver(slot);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// A server configuration from the files of a PEM certificate chain and its PEM private key.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    let read =
+        |path: &Path| std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()));
+    let certified = certified_key(&read(cert)?, &read(key)?)
+        .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
+    config(Arc::new(CertificateSlot::new(certified)))
 }
 
 /// Serves `app` over TLS on `listener` until `shutdown` resolves.
