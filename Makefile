@@ -20,7 +20,7 @@ provision:
 test: export CARGO_INCREMENTAL ?= 0
 test: provision
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	bash hack/run-tests.sh
 
 ## unit: the pure tests only (no control plane, no registry).

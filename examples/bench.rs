@@ -66,11 +66,11 @@ use imagestream_operator::api::ImageStream;
 use imagestream_operator::api::image_stream::{
     ImageStreamSpec, TagImportPolicy, TagReference, TagSource,
 };
-use imagestream_operator::testenv::images::{
+use imagestream_testenv::images::{
     ImageConfig, ImagePusher, ManifestFormat, Platform, PushError, TestImage,
     manifest_accept_header,
 };
-use imagestream_operator::testenv::{
+use imagestream_testenv::{
     ManagedProcess, NotificationEndpoint, Registry, RegistryOptions, RegistryRequest, TestEnv,
     free_port,
 };
@@ -892,8 +892,7 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
     // After the name: state is field 3 of stat(5), so utime (14) and stime (15) are at 11 and 12.
     let ticks: f64 = fields.get(11).ok_or("no utime")?.parse::<f64>()?
         + fields.get(12).ok_or("no stime")?.parse::<f64>()?;
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let per_second = imagestream_testenv::clock_ticks_per_second();
     Ok(ticks / per_second)
 }
 
@@ -1298,7 +1297,7 @@ async fn run(p: &Params, report: &mut Report) -> Result<()> {
     report_parameters(p, report);
 
     step("Starting etcd, kube-apiserver and a registry on 127.0.0.1 (no kube-controller-manager)");
-    let env = TestEnv::start().await?;
+    let env = TestEnv::start(&imagestream_operator::api::crds()).await?;
     let client = env.client().await;
     let scratch = scratch_dir(&env);
     println!(
@@ -2194,7 +2193,7 @@ not json
     #[test]
     fn access_log_windows_count_only_the_operators_requests_by_kind() {
         let line = |method: &str, path: &str, status: u16, agent: &str| {
-            imagestream_operator::testenv::parse_access_log_line(&format!(
+            imagestream_testenv::parse_access_log_line(&format!(
                 r#"127.0.0.1 - - [01/Dec/2026:15:32:14 +0000] "{method} {path} HTTP/1.1" {status} 2 "" "{agent}""#
             ))
             .unwrap()
@@ -2260,7 +2259,7 @@ const NOTIFY_TOKEN: &str = "bench-notification-token";
 async fn run_notify(p: &Params, report: &mut Report) -> Result<()> {
     report_parameters(p, report);
     step("Starting etcd, kube-apiserver and a registry that notifies the operator");
-    let env = TestEnv::start().await?;
+    let env = TestEnv::start(&imagestream_operator::api::crds()).await?;
     let client = env.client().await;
     let scratch = scratch_dir(&env);
     let webhook_port = free_port()?;
@@ -2511,7 +2510,7 @@ const PLAIN_NAMESPACE: &str = "bench-plain";
 /// digest), and the create latencies of both, from the same run.
 async fn run_admission(p: &Params, report: &mut Report) -> Result<()> {
     step("Starting etcd, kube-apiserver and a registry");
-    let env = TestEnv::start().await?;
+    let env = TestEnv::start(&imagestream_operator::api::crds()).await?;
     let client = env.client().await;
     let scratch = scratch_dir(&env);
     for (namespace, label) in [(LOOKUP_NAMESPACE, "lookup"), (PLAIN_NAMESPACE, "plain")] {

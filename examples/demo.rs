@@ -11,8 +11,8 @@ use imagestream_operator::api::ImageStream;
 use imagestream_operator::api::image_stream::{
     ImageStreamSpec, TagImportPolicy, TagReference, TagSource,
 };
-use imagestream_operator::testenv::TestEnv;
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
+use imagestream_testenv::TestEnv;
+use imagestream_testenv::images::{ImagePusher, ManifestFormat};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -100,7 +100,7 @@ async fn replica_sets(api: &Api<ReplicaSet>) -> Result<Vec<(String, String)>> {
 #[tokio::main]
 async fn main() -> Result<()> {
     step("Starting etcd, kube-apiserver, kube-controller-manager and a registry on 127.0.0.1");
-    let env = TestEnv::start().await?;
+    let env = TestEnv::start(&imagestream_operator::api::crds()).await?;
     env.start_controller_manager()?;
     let registry = env.registry();
     println!("    registry at {}", registry.base_url());
@@ -148,7 +148,7 @@ async fn main() -> Result<()> {
             "--import-interval",
             "2s",
             "--http-addr",
-            &format!("127.0.0.1:{}", imagestream_operator::testenv::free_port()?),
+            &format!("127.0.0.1:{}", imagestream_testenv::free_port()?),
         ])
         .env("KUBECONFIG", &kubeconfig)
         .env("POD_NAMESPACE", "imagestream-operator")

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-use imagestream_operator::testenv::TestEnv;
+use imagestream_testenv::TestEnv;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -85,7 +85,7 @@ async fn run_local(args: &[String]) -> Result<ExitCode> {
         "No kubeconfig found: starting a local control plane (hack/provision.sh builds it once)."
     );
     provision()?;
-    let env = TestEnv::start().await?;
+    let env = TestEnv::start(&imagestream_operator::api::crds()).await?;
     env.start_controller_manager()?;
     let kubeconfig_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/local-cluster");
     std::fs::create_dir_all(&kubeconfig_dir)?;
@@ -113,9 +113,9 @@ async fn run_local(args: &[String]) -> Result<ExitCode> {
     let code = tokio::select! {
         _ = tokio::signal::ctrl_c() => {
             // Let the operator shut down (and release its Lease) while the apiserver still runs.
-            if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
-                // SAFETY: kill(2) on the pid of a child this process has not yet reaped.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
+            if let Some(pid) = child.id() {
+                // Fails only when the operator has exited already; the wait below reaps it.
+                let _ = imagestream_testenv::send_sigterm(pid);
             }
             let _ = child.wait().await;
             ExitCode::SUCCESS

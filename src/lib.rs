@@ -14,11 +14,14 @@
 //! - [`webhook`]: the push-notification receiver, which hands pushed tags to the engine.
 //! - [`oc`]: the `oc`-style commands (`import-image`, `tag`, `set`, `describe`, `get istag`,
 //!   `convert deploymentconfig`), thin API calls over pure rules in [`domain`].
-//! - [`testenv`]: the local control plane and registries that integration tests and the demo run
-//!   against.
 //! - [`cli`]: the command-line interface of the `imagestream-operator` binary.
 //! - [`server`]: `/metrics`, `/healthz` and `/readyz`; [`metrics`]: the Prometheus metrics they serve;
 //!   [`leader`]: leader election on a Lease, so only one replica runs the controllers.
+//!
+//! The local control plane and registries the tests, the demo and the benchmark start live in the
+//! `imagestream-testenv` workspace crate (`testenv/`), a dev-dependency that never ships in the binary.
+
+#![forbid(unsafe_code)]
 
 pub mod admission;
 pub mod api;
@@ -30,5 +33,4 @@ pub mod metrics;
 pub mod oc;
 pub mod registry;
 pub mod server;
-pub mod testenv;
 pub mod webhook;

@@ -1,5 +1,7 @@
 //! The `imagestream-operator` binary: parses the command line and hands it to the library.
 
+#![forbid(unsafe_code)]
+
 use clap::{CommandFactory, FromArgMatches, Parser};
 use imagestream_operator::cli::{Cli, PLUGIN_NAME, run};
 

@@ -122,7 +122,7 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testenv::TestCa;
+    use imagestream_testenv::TestCa;
 
     #[tokio::test]
     async fn the_receiver_answers_over_tls_with_the_given_certificate() {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::support::*;
 use imagestream_operator::api::ImageStream;
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
-use imagestream_operator::testenv::{TestEnv, free_port};
+use imagestream_testenv::free_port;
+use imagestream_testenv::images::{ImagePusher, ManifestFormat};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
@@ -49,7 +49,7 @@ fn stream_with_lookup(name: &str, from: &str, local: bool) -> ImageStream {
 
 #[tokio::test]
 async fn pods_and_workloads_naming_a_local_stream_are_stored_with_its_digest() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("admission").await;
     let client = env.client().await;
     // Only this test's namespace is sent to this test's webhook.

@@ -7,8 +7,8 @@ use std::time::Duration;
 use crate::support::*;
 use imagestream_operator::api::ImageStream;
 use imagestream_operator::controller::IMPORT_REQUESTED_ANNOTATION;
-use imagestream_operator::testenv::TestEnv;
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
+use imagestream_testenv::TestEnv;
+use imagestream_testenv::images::{ImagePusher, ManifestFormat};
 use kube::{Api, ResourceExt};
 
 /// The operator binary, killed when dropped.
@@ -32,7 +32,7 @@ fn operator(env: &TestEnv, args: &[&str]) -> Command {
 
 #[tokio::test]
 async fn the_binary_imports_and_import_image_requests_a_fresh_import_without_a_spec_change() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("binary").await;
     let registry = env.registry();
     let repository = unique("binary");
@@ -62,12 +62,7 @@ async fn the_binary_imports_and_import_image_requests_a_fresh_import_without_a_s
             .unwrap(),
         )
     };
-    let address = || {
-        format!(
-            "127.0.0.1:{}",
-            imagestream_operator::testenv::free_port().unwrap()
-        )
-    };
+    let address = || format!("127.0.0.1:{}", imagestream_testenv::free_port().unwrap());
     let running = start(&address());
     let api = Api::<ImageStream>::namespaced(env.client().await, &ns);
     let from = format!("{}/{repository}:v1", registry.host());
@@ -154,7 +149,7 @@ async fn the_binary_imports_and_import_image_requests_a_fresh_import_without_a_s
 
 #[tokio::test]
 async fn the_crds_command_prints_every_crd() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let out = operator(env, &["crds"]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();

@@ -9,8 +9,8 @@ use crate::support::*;
 use imagestream_operator::api::ImageStream;
 use imagestream_operator::api::triggers::TRIGGERS_ANNOTATION;
 use imagestream_operator::controller::triggers::IMAGE_UPDATED_REASON;
-use imagestream_operator::testenv::TestEnv;
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
+use imagestream_testenv::TestEnv;
+use imagestream_testenv::images::{ImagePusher, ManifestFormat};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
@@ -105,7 +105,7 @@ async fn install(env: &TestEnv) {
 
 #[tokio::test]
 async fn the_operator_imports_and_triggers_with_only_the_deploy_service_account_rights() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     install(env).await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig =
@@ -113,10 +113,7 @@ async fn the_operator_imports_and_triggers_with_only_the_deploy_service_account_
             .await;
     let ns = env.namespace("deploy").await;
     // Leader election as deployed: the Lease in the operator's namespace, under the Role of deploy/.
-    let http = format!(
-        "127.0.0.1:{}",
-        imagestream_operator::testenv::free_port().unwrap()
-    );
+    let http = format!("127.0.0.1:{}", imagestream_testenv::free_port().unwrap());
     let running = start_binary(
         &kubeconfig,
         &["run", "--namespace", &ns, "--http-addr", &http],
@@ -208,7 +205,7 @@ async fn the_operator_imports_and_triggers_with_only_the_deploy_service_account_
 
 #[tokio::test]
 async fn a_missing_rbac_rule_is_reported_with_the_resource_and_verb() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     install(env).await;
     let client = env.client().await;
     // The deploy/ ClusterRole without the rule that lets the operator write stream status.
@@ -259,10 +256,7 @@ async fn a_missing_rbac_rule_is_reported_with_the_resource_and_verb() {
             &ns,
             "--leader-elect=false",
             "--http-addr",
-            &format!(
-                "127.0.0.1:{}",
-                imagestream_operator::testenv::free_port().unwrap()
-            ),
+            &format!("127.0.0.1:{}", imagestream_testenv::free_port().unwrap()),
         ],
         dir.path(),
     );

@@ -1,14 +1,13 @@
 //! The integration-test environment itself: a real kube-apiserver with etcd and a real registry,
 //! started by the harness on 127.0.0.1.
 
-use imagestream_operator::testenv::TestEnv;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::PostParams;
 
 #[tokio::test]
 async fn the_apiserver_stores_objects_in_a_namespace_of_the_test() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let namespace = env.namespace("env").await;
     let api = Api::<ConfigMap>::namespaced(env.client().await, &namespace);
     let mut cm = ConfigMap::default();
@@ -23,7 +22,7 @@ async fn the_apiserver_stores_objects_in_a_namespace_of_the_test() {
 #[tokio::test]
 async fn the_registry_logs_every_request_it_answers() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let registry = env.registry();
     let repository = format!("probe/r{:08x}", rand::random::<u32>());
     let mut stream = tokio::net::TcpStream::connect(registry.host())

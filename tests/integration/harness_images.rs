@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use imagestream_operator::testenv::images::{
+use imagestream_testenv::images::{
     ImagePusher, MANIFEST_MEDIA_TYPES, ManifestFormat, Platform, PushError, TestIndex,
     basic_authorization,
 };
-use imagestream_operator::testenv::token_server::{
+use imagestream_testenv::token_server::{
     Access, Grant, KeyReference, TokenOutcome, TokenServer, TokenServerConfig,
 };
-use imagestream_operator::testenv::{RegistryOptions, TestCa, TestEnv, write_htpasswd};
+use imagestream_testenv::{RegistryOptions, TestCa, write_htpasswd};
 use reqwest::Url;
 
 /// A repository name of its own for one test.
@@ -93,7 +93,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
 
 #[tokio::test]
 async fn a_pushed_image_reads_back_under_its_digest_with_every_manifest_media_type_accepted() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let registry = env.registry();
     let pusher = ImagePusher::for_registry(registry);
     for format in [ManifestFormat::Docker, ManifestFormat::Oci] {
@@ -138,7 +138,7 @@ async fn a_pushed_image_reads_back_under_its_digest_with_every_manifest_media_ty
 
 #[tokio::test]
 async fn a_multi_arch_index_lists_every_child_with_its_platform() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let registry = env.registry();
     let pusher = ImagePusher::for_registry(registry);
     let platforms = TestIndex::common_platforms();
@@ -184,7 +184,7 @@ async fn a_multi_arch_index_lists_every_child_with_its_platform() {
 
 #[tokio::test]
 async fn pushing_another_image_to_a_tag_moves_it_and_an_earlier_manifest_can_move_it_back() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let registry = env.registry();
     let pusher = ImagePusher::for_registry(registry);
     let repo = repository("move");
@@ -213,7 +213,7 @@ async fn pushing_another_image_to_a_tag_moves_it_and_an_earlier_manifest_can_mov
 
 #[tokio::test]
 async fn a_deleted_manifest_and_its_tag_answer_404() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let registry = env.registry();
     let pusher = ImagePusher::for_registry(registry);
     let repo = repository("delete");
@@ -257,7 +257,7 @@ async fn a_deleted_manifest_and_its_tag_answer_404() {
 
 #[tokio::test]
 async fn a_basic_auth_registry_refuses_a_push_without_credentials_and_accepts_one_with_them() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let dir = tempfile::tempdir().unwrap();
     let htpasswd = dir.path().join("htpasswd");
     write_htpasswd(&htpasswd, &[("alice", "wonderland"), ("bob", "builder")]).unwrap();
@@ -307,7 +307,7 @@ async fn a_basic_auth_registry_refuses_a_push_without_credentials_and_accepts_on
 
 #[tokio::test]
 async fn a_tls_registry_takes_pushes_from_a_client_that_trusts_its_ca() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ca = TestCa::new("harness-images-ca").unwrap();
     let registry = env
         .start_registry(
@@ -359,7 +359,7 @@ async fn team_token_server(config: TokenServerConfig) -> TokenServer {
 
 #[tokio::test]
 async fn a_token_registry_accepts_a_token_for_the_repository_and_refuses_one_for_another() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let server = team_token_server(TokenServerConfig::default()).await;
     let registry = env
         .start_registry(
@@ -467,7 +467,7 @@ async fn a_token_registry_accepts_a_token_for_the_repository_and_refuses_one_for
 
 #[tokio::test]
 async fn an_anonymous_token_pulls_a_public_repository_but_cannot_push() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let server = team_token_server(TokenServerConfig::default()).await;
     let registry = env
         .start_registry(
@@ -506,7 +506,7 @@ async fn an_anonymous_token_pulls_a_public_repository_but_cannot_push() {
 
 #[tokio::test]
 async fn a_token_naming_its_key_by_libtrust_key_id_is_accepted() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let server = team_token_server(TokenServerConfig {
         key_reference: KeyReference::LibtrustKeyId,
         ..TokenServerConfig::default()
@@ -552,7 +552,7 @@ async fn a_token_naming_its_key_by_libtrust_key_id_is_accepted() {
 
 /// Pushes as alice to a new token registry whose tokens expired `expired_for` ago.
 async fn push_with_tokens_expired_for(expired_for: Duration) -> Result<(), PushError> {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let server = team_token_server(TokenServerConfig {
         expires_in: Duration::from_secs(1),
         backdate: expired_for + Duration::from_secs(1),
@@ -591,7 +591,7 @@ async fn a_token_past_its_expiry_and_the_registry_leeway_is_refused() {
 
 #[tokio::test]
 async fn a_refresh_token_buys_access_tokens_without_the_password() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let server = team_token_server(TokenServerConfig::default()).await;
     let registry = env
         .start_registry(

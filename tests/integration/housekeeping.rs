@@ -7,8 +7,7 @@ use std::time::Duration;
 use crate::support::*;
 use imagestream_operator::api::ImageStream;
 use imagestream_operator::metrics::{Metrics, REMEMBERED_CACHES};
-use imagestream_operator::testenv::TestEnv;
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat, TestIndex};
+use imagestream_testenv::images::{ImagePusher, ManifestFormat, TestIndex};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
@@ -31,7 +30,7 @@ async fn wait_for_caches(metrics: &Metrics, what: &str, expected: impl Fn(&str, 
 
 #[tokio::test]
 async fn what_a_deleted_stream_and_secret_left_in_memory_is_forgotten() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("housekeeping").await;
     let client = env.client().await;
     let registry = env.registry();

@@ -7,8 +7,8 @@ use std::time::Duration;
 use crate::support::*;
 use imagestream_operator::api::{Image, ImageStream};
 use imagestream_operator::domain::image_name::image_name_for_digest;
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat, TestIndex};
-use imagestream_operator::testenv::{RegistryOptions, RegistryRequest, TestEnv};
+use imagestream_testenv::images::{ImagePusher, ManifestFormat, TestIndex};
+use imagestream_testenv::{RegistryOptions, RegistryRequest};
 use kube::Api;
 
 /// The FAKE registry of the client's unit tests, used here only for what a real registry cannot
@@ -19,7 +19,7 @@ mod fake_registry;
 
 #[tokio::test]
 async fn a_first_import_records_the_digest_in_the_users_spelling_and_creates_the_image() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
     let registry = env.registry();
@@ -93,7 +93,7 @@ async fn a_first_import_records_the_digest_in_the_users_spelling_and_creates_the
 #[tokio::test]
 async fn idle_scheduled_cycles_send_only_heads_and_write_nothing_and_a_move_costs_one_head_two_gets_one_write()
  {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
     let registry = env.registry();
@@ -187,7 +187,7 @@ async fn idle_scheduled_cycles_send_only_heads_and_write_nothing_and_a_move_cost
 
 #[tokio::test]
 async fn a_tag_moving_a_to_b_to_a_keeps_three_history_entries() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
     let registry = env.registry();
@@ -226,7 +226,7 @@ async fn a_tag_moving_a_to_b_to_a_keeps_three_history_entries() {
 
 #[tokio::test]
 async fn many_streams_tracking_one_tag_cost_one_head_per_cycle() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
     let registry = env.registry();
@@ -272,7 +272,7 @@ async fn many_streams_tracking_one_tag_cost_one_head_per_cycle() {
 
 #[tokio::test]
 async fn an_unreachable_registry_sets_one_condition_keeps_history_and_recovery_clears_it() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
     let mut own = env
@@ -320,12 +320,12 @@ async fn an_unreachable_registry_sets_one_condition_keeps_history_and_recovery_c
 
 #[tokio::test]
 async fn a_missing_tag_is_not_found_and_a_protected_registry_is_unauthorized() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
     let dir = tempfile::tempdir().unwrap();
     let htpasswd = dir.path().join("htpasswd");
-    imagestream_operator::testenv::write_htpasswd(&htpasswd, &[("alice", "secret")]).unwrap();
+    imagestream_testenv::write_htpasswd(&htpasswd, &[("alice", "secret")]).unwrap();
     let protected = env
         .start_registry(
             "basic",
@@ -367,7 +367,7 @@ async fn a_missing_tag_is_not_found_and_a_protected_registry_is_unauthorized() {
 
 #[tokio::test]
 async fn a_same_stream_alias_follows_its_source_in_the_same_write() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
     let registry = env.registry();
@@ -407,7 +407,7 @@ async fn a_same_stream_alias_follows_its_source_in_the_same_write() {
 
 #[tokio::test]
 async fn legacy_mode_picks_the_configured_platform_and_preserve_original_records_the_index() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
     let registry = env.registry();
@@ -473,7 +473,7 @@ async fn legacy_mode_picks_the_configured_platform_and_preserve_original_records
 
 #[tokio::test]
 async fn history_is_capped_and_reference_tags_record_the_literal_reference() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
     let registry = env.registry();
@@ -537,7 +537,7 @@ async fn history_is_capped_and_reference_tags_record_the_literal_reference() {
 
 #[tokio::test]
 async fn images_no_stream_references_are_deleted_after_the_grace_period() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
     let registry = env.registry();
@@ -605,7 +605,7 @@ async fn images_no_stream_references_are_deleted_after_the_grace_period() {
 
 #[tokio::test]
 async fn a_registry_outside_the_allowlist_is_refused_without_a_request() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
     let registry = env.registry();
@@ -661,7 +661,7 @@ async fn rate_limited_registry(retry_after: u32) -> fake_registry::FakeRegistry 
 async fn refusals_while_a_registry_backs_off_after_429_keep_one_condition_and_one_warning() {
     use imagestream_operator::registry::{RegistryClient, RegistryClientConfig};
 
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
     let fake = rate_limited_registry(3600).await;
@@ -738,7 +738,7 @@ async fn refusals_while_a_registry_backs_off_after_429_keep_one_condition_and_on
 async fn a_429_is_retried_after_its_retry_after_and_stays_one_condition_and_one_warning() {
     use imagestream_operator::registry::{LimitsConfig, RegistryClient, RegistryClientConfig};
 
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("import").await;
     let client = env.client().await;
     let fake = rate_limited_registry(6).await;

@@ -13,11 +13,11 @@ use imagestream_operator::api::ImageStream;
 use imagestream_operator::api::image_stream::{TagImportPolicy, TagReference, TagSource};
 use imagestream_operator::controller::IMPORT_REQUESTED_ANNOTATION;
 use imagestream_operator::registry::{RegistryClient, RegistryClientConfig};
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
-use imagestream_operator::testenv::token_server::{
+use imagestream_testenv::images::{ImagePusher, ManifestFormat};
+use imagestream_testenv::token_server::{
     Grant, TokenOutcome, TokenRequest, TokenServer, TokenServerConfig,
 };
-use imagestream_operator::testenv::{
+use imagestream_testenv::{
     Registry, RegistryOptions, RegistryRequest, TestCa, TestEnv, write_htpasswd,
 };
 use k8s_openapi::api::core::v1::Secret;
@@ -202,7 +202,7 @@ fn grants_access_to(request: &TokenRequest, repository: &str) -> bool {
 
 #[tokio::test]
 async fn basic_auth_imports_with_a_dockerconfigjson_secret_and_is_unauthorized_without_one() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let with_secret = env.namespace("creds-basic").await;
     let without_secret = env.namespace("creds-basic").await;
     let client = env.client().await;
@@ -263,7 +263,7 @@ async fn basic_auth_imports_with_a_dockerconfigjson_secret_and_is_unauthorized_w
 #[tokio::test]
 async fn the_bearer_flow_imports_with_a_pull_secret_and_idle_cycles_send_only_heads_and_fetch_no_token()
  {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("creds-bearer").await;
     let client = env.client().await;
     let repository = unique("bearer");
@@ -347,7 +347,7 @@ async fn the_bearer_flow_imports_with_a_pull_secret_and_idle_cycles_send_only_he
 
 #[tokio::test]
 async fn two_namespaces_with_different_credentials_for_one_registry_never_borrow_each_others() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns_a = env.namespace("creds-tenant-a").await;
     let ns_b = env.namespace("creds-tenant-b").await;
     let client = env.client().await;
@@ -471,7 +471,7 @@ async fn two_namespaces_with_different_credentials_for_one_registry_never_borrow
 
 #[tokio::test]
 async fn an_excluded_secret_is_not_used() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("creds-excluded").await;
     let client = env.client().await;
     let (registry, _dir) = basic_auth_registry(env, "excluded", &[("alice", "wonderland")]).await;
@@ -523,7 +523,7 @@ async fn an_excluded_secret_is_not_used() {
 
 #[tokio::test]
 async fn a_secret_in_another_namespace_is_never_used() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let owner = env.namespace("creds-owner").await;
     let other = env.namespace("creds-other").await;
     let client = env.client().await;
@@ -590,7 +590,7 @@ async fn a_secret_in_another_namespace_is_never_used() {
 
 #[tokio::test]
 async fn a_rotated_secret_takes_effect_on_a_requested_import_without_a_spec_change() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("creds-rotate").await;
     let client = env.client().await;
     let (registry, _dir) = basic_auth_registry(env, "rotate", &[("alice", "wonderland")]).await;
@@ -645,7 +645,7 @@ async fn a_rotated_secret_takes_effect_on_a_requested_import_without_a_spec_chan
 #[tokio::test]
 async fn a_tls_registry_signed_by_a_test_ca_imports_with_that_ca_and_fails_with_tls_error_without()
 {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let trusting = env.namespace("creds-tls-ca").await;
     let default = env.namespace("creds-tls-default").await;
     let client = env.client().await;
@@ -702,7 +702,7 @@ async fn a_tls_registry_signed_by_a_test_ca_imports_with_that_ca_and_fails_with_
 
 #[tokio::test]
 async fn a_cross_stream_copy_does_not_follow_its_source_until_an_import_is_requested() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("creds-copy").await;
     let client = env.client().await;
     let registry = env.registry();

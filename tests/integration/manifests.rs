@@ -10,7 +10,7 @@ use imagestream_operator::api::triggers;
 use imagestream_operator::api::{
     ImageContentSourcePolicy, ImageDigestMirrorSet, ImageStream, ImageTagMirrorSet,
 };
-use imagestream_operator::testenv::TestEnv;
+use imagestream_testenv::TestEnv;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Api, CustomResourceExt};
 use serde_json::{Value, json};
@@ -56,7 +56,7 @@ fn kubectl(env: &TestEnv, args: &[&str], stdin: Option<&str>) -> String {
 
 #[tokio::test]
 async fn an_imagestream_as_users_write_it_is_stored_field_for_field() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("manifests").await;
     kubectl(
         env,
@@ -91,7 +91,7 @@ async fn an_imagestream_as_users_write_it_is_stored_field_for_field() {
 
 #[tokio::test]
 async fn an_exported_imagestream_with_status_applies_and_its_status_is_ignored() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("manifests").await;
     kubectl(
         env,
@@ -131,7 +131,7 @@ async fn an_exported_imagestream_with_status_applies_and_its_status_is_ignored()
 
 #[tokio::test]
 async fn fields_unknown_to_this_release_apply_with_kubectls_validation_and_are_kept() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("manifests").await;
     let manifest = r#"
 apiVersion: image.openshift.io/v1
@@ -193,7 +193,7 @@ spec:
 async fn the_committed_crds_apply_with_minus_k_and_with_minus_f() {
     // deploy/ (which includes crds/) is applied for real, namespace and all, by tests/deploy.rs; a
     // server-side dry run cannot create the namespace its other objects need.
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let root = env!("CARGO_MANIFEST_DIR");
     let crds = format!("{root}/crds");
     for args in [["-k", crds.as_str()], ["-f", crds.as_str()]] {
@@ -216,7 +216,7 @@ async fn the_committed_crds_apply_with_minus_k_and_with_minus_f() {
 
 #[tokio::test]
 async fn mirror_policies_of_all_three_kinds_are_accepted() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     for file in [
         "image-content-source-policy.yaml",
         "image-digest-mirror-set.yaml",
@@ -262,7 +262,7 @@ async fn mirror_policies_of_all_three_kinds_are_accepted() {
 
 #[tokio::test]
 async fn short_names_work_with_kubectl() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("manifests").await;
     kubectl(
         env,
@@ -279,7 +279,7 @@ async fn short_names_work_with_kubectl() {
 
 #[tokio::test]
 async fn a_deployment_with_the_trigger_annotation_is_accepted_and_the_annotation_parses() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("manifests").await;
     kubectl(
         env,
@@ -309,7 +309,7 @@ fn words(text: &str) -> String {
 
 #[tokio::test]
 async fn kubectl_explain_shows_the_field_documentation() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let crd = serde_json::to_value(ImageStream::crd()).unwrap();
     // An OpenAPI v2 apiserver (this one is 1.20) publishes no fields below objects that keep
     // unknown fields, so explain shows the spec's own description; v3 apiservers show every level.

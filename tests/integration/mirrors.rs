@@ -9,8 +9,8 @@ use crate::support::*;
 use imagestream_operator::api::{
     ImageContentSourcePolicy, ImageDigestMirrorSet, ImageStream, ImageTagMirrorSet,
 };
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat, TestIndex};
-use imagestream_operator::testenv::{Registry, RegistryOptions, TestEnv, free_port};
+use imagestream_testenv::images::{ImagePusher, ManifestFormat, TestIndex};
+use imagestream_testenv::{Registry, RegistryOptions, free_port};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, PostParams};
 use kube::{Api, Client};
@@ -82,7 +82,7 @@ fn operator_requests(registry: &Registry, repository: &str) -> usize {
 
 #[tokio::test]
 async fn a_digest_import_uses_an_icsp_mirror_while_the_source_is_down_and_records_the_source() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("mirrors").await;
     let client = env.client().await;
     let mirror = env.registry();
@@ -172,7 +172,7 @@ async fn wait_for_event(
 
 #[tokio::test]
 async fn a_tag_import_uses_an_itms_mirror_but_not_an_icsp_or_idms_mirror() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("mirrors").await;
     let client = env.client().await;
     let mirror = env.registry();
@@ -256,7 +256,7 @@ async fn a_tag_import_uses_an_itms_mirror_but_not_an_icsp_or_idms_mirror() {
 
 #[tokio::test]
 async fn never_contact_source_fails_the_import_without_a_request_to_the_source() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("mirrors").await;
     let client = env.client().await;
     let source = env.registry();
@@ -309,7 +309,7 @@ async fn never_contact_source_fails_the_import_without_a_request_to_the_source()
 
 #[tokio::test]
 async fn a_wildcard_source_sends_any_subdomain_to_the_mirror() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("mirrors").await;
     let client = env.client().await;
     let mirror = env.registry();
@@ -346,7 +346,7 @@ async fn a_wildcard_source_sends_any_subdomain_to_the_mirror() {
 
 #[tokio::test]
 async fn mirror_lists_of_two_objects_merge_in_order_and_the_first_answer_wins() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("mirrors").await;
     let client = env.client().await;
     let first = env
@@ -419,13 +419,12 @@ async fn mirror_lists_of_two_objects_merge_in_order_and_the_first_answer_wins() 
 
 #[tokio::test]
 async fn a_mirror_needing_basic_auth_uses_the_secret_matched_on_the_mirror_host() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("mirrors").await;
     let client = env.client().await;
     let dir = tempfile::tempdir().unwrap();
     let htpasswd = dir.path().join("htpasswd");
-    imagestream_operator::testenv::write_htpasswd(&htpasswd, &[("mirror-user", "mirror-pass")])
-        .unwrap();
+    imagestream_testenv::write_htpasswd(&htpasswd, &[("mirror-user", "mirror-pass")]).unwrap();
     let mirror = env
         .start_registry(
             "auth-mirror",
@@ -485,7 +484,7 @@ async fn a_mirror_needing_basic_auth_uses_the_secret_matched_on_the_mirror_host(
 
 #[tokio::test]
 async fn deleting_the_mirror_object_fails_the_tag_over_to_the_source() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("mirrors").await;
     let client = env.client().await;
     let source = env.registry();
@@ -540,7 +539,7 @@ fn base64_encode(text: &str) -> String {
 
 #[tokio::test]
 async fn a_child_missing_from_the_mirror_is_fetched_from_the_next_source_of_the_plan() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("mirrors").await;
     let client = env.client().await;
     let registry = env.registry();

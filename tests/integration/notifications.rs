@@ -16,9 +16,9 @@ use imagestream_operator::controller::run::Telemetry;
 use imagestream_operator::domain::notification::Format;
 use imagestream_operator::metrics::Metrics;
 use imagestream_operator::registry::{RegistryClient, RegistryClientConfig};
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
-use imagestream_operator::testenv::{NotificationEndpoint, Registry, RegistryOptions, TestEnv};
 use imagestream_operator::webhook::{Keys, Receiver};
+use imagestream_testenv::images::{ImagePusher, ManifestFormat};
+use imagestream_testenv::{NotificationEndpoint, Registry, RegistryOptions};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::PostParams;
 use kube::{Api, Client};
@@ -120,7 +120,7 @@ async fn imported_stream(client: &Client, ns: &str, reference: &str, digest: &st
 
 #[tokio::test]
 async fn a_push_notified_by_the_registry_reaches_the_stream_and_its_deployment_with_one_head() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let (listener, port) = bound_listener().await;
     let registry = env
         .start_registry(
@@ -211,7 +211,7 @@ async fn a_push_notified_by_the_registry_reaches_the_stream_and_its_deployment_w
 
 #[tokio::test]
 async fn a_hundred_notifications_of_one_push_cost_one_head_and_forged_ones_none() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let (listener, port) = bound_listener().await;
     let ns = env.namespace("notify").await;
     let client = env.client().await;
@@ -295,7 +295,7 @@ async fn a_hundred_notifications_of_one_push_cost_one_head_and_forged_ones_none(
 async fn the_replica_running_the_controllers_labels_its_pod_for_the_webhook_service() {
     use imagestream_operator::controller::run::LEADER_LABEL;
     use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("leader-label").await;
     let client = env.client().await;
     let account: ServiceAccount =

@@ -14,8 +14,8 @@ use imagestream_operator::domain::trigger_edit::TriggerChange;
 use imagestream_operator::oc::tag::TagArgs;
 use imagestream_operator::oc::{Cluster, OcError};
 use imagestream_operator::registry::RegistryClientConfig;
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
-use imagestream_operator::testenv::{Registry, RegistryOptions, TestCa, TestEnv};
+use imagestream_testenv::images::{ImagePusher, ManifestFormat};
+use imagestream_testenv::{Registry, RegistryOptions, TestCa, TestEnv};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::api::PostParams;
@@ -59,7 +59,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn the_tutorial_import_image_lines_create_import_and_print_the_result() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("oc-import").await;
     let client = env.client().await;
     let ca = TestCa::new("oc-import-ca").unwrap();
@@ -134,7 +134,7 @@ async fn the_tutorial_import_image_lines_create_import_and_print_the_result() {
 
 #[tokio::test]
 async fn import_image_refuses_what_oc_refuses_and_exits_non_zero_on_a_failed_import() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("oc-import-bad").await;
     let client = env.client().await;
     let ca = TestCa::new("oc-import-bad-ca").unwrap();
@@ -249,7 +249,7 @@ async fn import_image_refuses_what_oc_refuses_and_exits_non_zero_on_a_failed_imp
 
 #[tokio::test]
 async fn tag_writes_pull_specs_snapshots_aliases_and_deletes_like_oc_tag() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("oc-tag").await;
     let client = env.client().await;
     let repository = unique("tag");
@@ -358,7 +358,7 @@ async fn tag_writes_pull_specs_snapshots_aliases_and_deletes_like_oc_tag() {
 
 #[tokio::test]
 async fn set_triggers_and_image_lookup_write_what_oc_set_writes() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("oc-set").await;
     let client = env.client().await;
     let cluster = Cluster::new(client.clone(), Some(ns.clone()));
@@ -508,7 +508,7 @@ async fn set_triggers_and_image_lookup_write_what_oc_set_writes() {
 
 #[tokio::test]
 async fn linked_as_kubectl_imagestream_the_binary_is_a_kubectl_plugin() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("oc-plugin").await;
     let client = env.client().await;
     let streams = Api::<ImageStream>::namespaced(client.clone(), &ns);
@@ -554,7 +554,7 @@ async fn linked_as_kubectl_imagestream_the_binary_is_a_kubectl_plugin() {
 
 #[tokio::test]
 async fn the_binary_describes_lists_and_converts() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("oc-binary").await;
     let client = env.client().await;
     let streams = Api::<ImageStream>::namespaced(client.clone(), &ns);

@@ -14,8 +14,7 @@ use imagestream_operator::api::triggers::{
 };
 use imagestream_operator::domain::deployment_config::PLACEHOLDER_REGISTRY;
 use imagestream_operator::oc::convert::{ConvertSummary, OutputFormat, convert};
-use imagestream_operator::testenv::TestEnv;
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
+use imagestream_testenv::images::{ImagePusher, ManifestFormat};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Api, Client};
@@ -112,7 +111,7 @@ fn triggered_images(deployment: &Value, namespace: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn every_corpus_deployment_config_converts_and_the_api_server_accepts_each_deployment() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let client = env.client().await;
     let (result, out, warnings) = run(&[corpus()], OutputFormat::Json);
     let summary = result.unwrap_or_else(|e| panic!("{e}\n{warnings}"));
@@ -181,7 +180,7 @@ async fn every_corpus_deployment_config_converts_and_the_api_server_accepts_each
 
 #[tokio::test]
 async fn the_yaml_output_of_the_corpus_passes_kubectl_server_side_validation() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let namespace = env.namespace("oc-convert-yaml").await;
     let (result, out, warnings) = run(&[corpus()], OutputFormat::Yaml);
     let summary = result.unwrap_or_else(|e| panic!("{e}\n{warnings}"));
@@ -215,7 +214,7 @@ async fn the_yaml_output_of_the_corpus_passes_kubectl_server_side_validation() {
 
 #[tokio::test]
 async fn a_converted_image_change_trigger_gets_the_image_its_stream_imports() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("oc-convert-trigger").await;
     let client = env.client().await;
     let dc = corpus().join("official-django-templates-django-example--django-example.json");

@@ -10,8 +10,7 @@ use imagestream_operator::domain::describe_text::ImageStreamTagNameError;
 use imagestream_operator::oc::describe::{
     DescribeError, describe_istag, describe_stream, get_istags,
 };
-use imagestream_operator::testenv::TestEnv;
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat, PushedImage};
+use imagestream_testenv::images::{ImagePusher, ManifestFormat, PushedImage};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::PostParams;
 use kube::{Api, Client};
@@ -30,7 +29,7 @@ struct Imported {
 }
 
 async fn imported_stream() -> Imported {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("describe").await;
     let client = env.client().await;
     let registry = env.registry();
@@ -183,7 +182,7 @@ async fn get_istag_lists_both_tags_in_the_namespace_and_across_namespaces() {
 
 #[tokio::test]
 async fn unknown_streams_and_tags_and_malformed_names_are_errors() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("describe").await;
     let client = env.client().await;
     let api = Api::<ImageStream>::namespaced(client.clone(), &ns);

@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::support::*;
 use imagestream_operator::api::ImageStream;
 use imagestream_operator::leader::DEFAULT_LEASE_NAME;
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat};
-use imagestream_operator::testenv::{TestEnv, free_port};
+use imagestream_testenv::images::{ImagePusher, ManifestFormat};
+use imagestream_testenv::{TestEnv, free_port};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Api;
@@ -129,9 +129,8 @@ impl Instance {
     }
 
     fn terminate(&self) {
-        // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped yet.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(rc, 0, "could not send SIGTERM");
+        imagestream_testenv::send_sigterm(self.child.id())
+            .unwrap_or_else(|err| panic!("could not send SIGTERM: {err}"));
     }
 
     /// Waits for the process to exit on its own.
@@ -202,7 +201,7 @@ const IMPORTED: &str = r#"imagestream_operator_imports_total{result="imported"}"
 #[tokio::test]
 async fn the_binary_answers_healthz_readyz_and_metrics_with_reconcile_and_registry_series_after_an_import()
  {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("ops-http").await;
     let registry = env.registry();
     let repository = unique("ops-http");
@@ -300,7 +299,7 @@ async fn the_binary_answers_healthz_readyz_and_metrics_with_reconcile_and_regist
 #[tokio::test]
 async fn two_instances_elect_one_leader_and_the_standby_takes_over_within_the_lease_duration_after_the_leader_is_killed()
  {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("ops-failover").await;
     let registry = env.registry();
     let repository = unique("ops-failover");
@@ -417,7 +416,7 @@ async fn two_instances_elect_one_leader_and_the_standby_takes_over_within_the_le
 
 #[tokio::test]
 async fn a_leader_stopped_with_sigterm_releases_the_lease_and_the_standby_takes_over_at_once() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("ops-release").await;
     let registry = env.registry();
     let repository = unique("ops-release");
@@ -487,7 +486,7 @@ async fn a_leader_stopped_with_sigterm_releases_the_lease_and_the_standby_takes_
 
 #[tokio::test]
 async fn a_leader_whose_lease_is_taken_by_another_holder_stops_and_exits_non_zero() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("ops-lost").await;
     let mut leader = Instance::start(
         env,

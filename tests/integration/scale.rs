@@ -16,8 +16,8 @@ use crate::support::api_log::{ApiLog, recording_client};
 use crate::support::*;
 use futures::StreamExt;
 use imagestream_operator::api::ImageStream;
-use imagestream_operator::testenv::TestEnv;
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat, PushedImage};
+use imagestream_testenv::TestEnv;
+use imagestream_testenv::images::{ImagePusher, ManifestFormat, PushedImage};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule};
@@ -126,7 +126,7 @@ async fn wait_until_watching(log: &ApiLog) {
 
 #[tokio::test]
 async fn two_hundred_streams_over_twenty_tags_cost_one_request_per_tag_and_one_write_per_stream() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("scale").await;
     let client = env.client().await;
     let prefix = unique("scale");
@@ -291,7 +291,7 @@ async fn two_hundred_streams_over_twenty_tags_cost_one_request_per_tag_and_one_w
 
 #[tokio::test]
 async fn a_restarted_operator_polls_scheduled_tags_at_their_phase_again() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("scale").await;
     let client = env.client().await;
     let prefix = unique("restarted");
@@ -327,7 +327,7 @@ async fn a_restarted_operator_polls_scheduled_tags_at_their_phase_again() {
 
 #[tokio::test]
 async fn a_tag_moved_under_ten_scheduled_streams_moves_all_ten_with_one_answer() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("scale").await;
     let client = env.client().await;
     let prefix = unique("shared");
@@ -397,7 +397,7 @@ fn operator_rules(with_status: bool) -> Vec<PolicyRule> {
 
 #[tokio::test]
 async fn status_writes_refused_by_rbac_are_retried_as_writes_without_asking_a_registry_again() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("scale").await;
     let client = env.client().await;
     let prefix = unique("refused");

@@ -14,8 +14,7 @@ use imagestream_operator::controller::triggers::{
     run_trigger_controller, serves_cron_jobs,
 };
 use imagestream_operator::controller::{FIELD_MANAGER, IMPORT_REQUESTED_ANNOTATION};
-use imagestream_operator::testenv::TestEnv;
-use imagestream_operator::testenv::images::{ImagePusher, ManifestFormat, sha256_digest};
+use imagestream_testenv::images::{ImagePusher, ManifestFormat, sha256_digest};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::events::v1::Event;
@@ -409,7 +408,7 @@ fn operator_fields<K: Resource>(object: &K) -> Option<Value> {
 
 #[tokio::test]
 async fn a_placeholder_image_is_replaced_by_the_imported_digest_and_rolled_out() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     env.start_controller_manager().unwrap();
     let ns = env.namespace("triggers").await;
     let client = env.client().await;
@@ -472,7 +471,7 @@ async fn a_placeholder_image_is_replaced_by_the_imported_digest_and_rolled_out()
 
 #[tokio::test]
 async fn a_tag_move_rolls_the_deployment_to_a_new_replica_set_with_the_new_digest() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     env.start_controller_manager().unwrap();
     let ns = env.namespace("triggers").await;
     let client = env.client().await;
@@ -522,7 +521,7 @@ async fn a_tag_move_rolls_the_deployment_to_a_new_replica_set_with_the_new_diges
 
 #[tokio::test]
 async fn nothing_is_written_to_the_workload_while_the_tag_stays_put() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("triggers").await;
     let client = env.client().await;
     let registry = env.registry();
@@ -602,7 +601,7 @@ async fn nothing_is_written_to_the_workload_while_the_tag_stays_put() {
 
 #[tokio::test]
 async fn an_init_container_trigger_writes_only_the_init_container_image() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("triggers").await;
     let client = env.client().await;
     let reference = fake_reference(&fake_digest());
@@ -643,7 +642,7 @@ async fn an_init_container_trigger_writes_only_the_init_container_image() {
 
 #[tokio::test]
 async fn a_paused_trigger_writes_nothing_until_it_is_resumed() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("triggers").await;
     let client = env.client().await;
     let reference = fake_reference(&fake_digest());
@@ -688,7 +687,7 @@ async fn a_paused_trigger_writes_nothing_until_it_is_resumed() {
 
 #[tokio::test]
 async fn pausing_a_trigger_keeps_the_image_it_wrote_while_another_trigger_moves() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("triggers").await;
     let client = env.client().await;
     let web = fake_reference(&fake_digest());
@@ -738,7 +737,7 @@ async fn pausing_a_trigger_keeps_the_image_it_wrote_while_another_trigger_moves(
 
 #[tokio::test]
 async fn the_string_paused_false_is_honoured_as_not_paused() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("triggers").await;
     let client = env.client().await;
     let reference = fake_reference(&fake_digest());
@@ -760,7 +759,7 @@ async fn the_string_paused_false_is_honoured_as_not_paused() {
 
 #[tokio::test]
 async fn an_edited_image_is_restored_to_the_tags_image() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("triggers").await;
     let client = env.client().await;
     let reference = fake_reference(&fake_digest());
@@ -814,7 +813,7 @@ async fn an_edited_image_is_restored_to_the_tags_image() {
 
 #[tokio::test]
 async fn a_stateful_set_trigger_writes_its_container_image() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("triggers").await;
     let client = env.client().await;
     let reference = fake_reference(&fake_digest());
@@ -844,7 +843,7 @@ async fn a_stateful_set_trigger_writes_its_container_image() {
 
 #[tokio::test]
 async fn a_daemon_set_trigger_writes_its_container_image() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("triggers").await;
     let client = env.client().await;
     let reference = fake_reference(&fake_digest());
@@ -872,7 +871,7 @@ async fn a_daemon_set_trigger_writes_its_container_image() {
 
 #[tokio::test]
 async fn a_cron_job_trigger_writes_the_job_templates_image_where_batch_v1_cron_jobs_are_served() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let client = env.client().await;
     if !serves_cron_jobs(&client).await.unwrap() {
         println!(
@@ -910,7 +909,7 @@ async fn a_cron_job_trigger_writes_the_job_templates_image_where_batch_v1_cron_j
 
 #[tokio::test]
 async fn an_unresolvable_trigger_is_skipped_while_the_others_on_the_object_apply() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("triggers").await;
     let client = env.client().await;
     let reference = fake_reference(&fake_digest());
@@ -957,7 +956,7 @@ async fn an_unresolvable_trigger_is_skipped_while_the_others_on_the_object_apply
 
 #[tokio::test]
 async fn each_malformed_annotation_gives_exactly_one_warning_event_and_leaves_the_workload_alone() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("triggers").await;
     let client = env.client().await;
     let first = fake_reference(&fake_digest());
@@ -1048,7 +1047,7 @@ async fn each_malformed_annotation_gives_exactly_one_warning_event_and_leaves_th
 #[tokio::test]
 async fn a_cross_namespace_trigger_is_honoured_only_when_the_pod_service_account_may_get_the_stream()
  {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("triggers").await;
     let source = env.namespace("triggers-source").await;
     let client = env.client().await;
@@ -1112,7 +1111,7 @@ async fn a_cross_namespace_trigger_is_honoured_only_when_the_pod_service_account
 
 #[tokio::test]
 async fn workloads_without_the_annotation_are_never_written() {
-    let env = TestEnv::global().await;
+    let env = crate::support::env().await;
     let ns = env.namespace("triggers").await;
     let client = env.client().await;
     let reference = fake_reference(&fake_digest());

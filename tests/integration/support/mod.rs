@@ -12,7 +12,7 @@ use imagestream_operator::api::triggers::TRIGGERS_ANNOTATION;
 use imagestream_operator::controller::ControllerConfig;
 use imagestream_operator::domain::platform::Platform;
 use imagestream_operator::registry::{RegistryClient, RegistryClientConfig};
-use imagestream_operator::testenv::{Registry, RegistryRequest};
+use imagestream_testenv::{Registry, RegistryRequest, TestEnv};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{PostParams, WatchEvent, WatchParams};
 use kube::{Api, Client};
@@ -20,6 +20,12 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 pub mod api_log;
+
+/// The environment of this test binary (one control plane and registry for all tests), with the
+/// operator's CustomResourceDefinitions installed.
+pub async fn env() -> &'static TestEnv {
+    TestEnv::global(imagestream_operator::api::crds).await
+}
 
 /// The operator, running until dropped.
 pub struct Operator {
@@ -339,7 +345,7 @@ pub async fn event_reasons(client: &Client, namespace: &str) -> Vec<String> {
 
 /// A kubeconfig that authenticates as `service_account` with a token from the TokenRequest API.
 pub async fn service_account_kubeconfig(
-    env: &imagestream_operator::testenv::TestEnv,
+    env: &imagestream_testenv::TestEnv,
     namespace: &str,
     service_account: &str,
     dir: &std::path::Path,

@@ -4,6 +4,10 @@
 //! the current kubeconfig instead of starting a control plane.
 //!
 //! A failure to start is an error that says why; nothing here ever makes a test pass silently.
+//!
+//! This crate is a development tool of imagestream-operator: a dev-dependency of its tests and the
+//! library of its demo and benchmark, never linked into the operator binary. It knows nothing of the
+//! operator's types; callers hand in the CustomResourceDefinitions to install.
 
 mod assets;
 mod control_plane;
@@ -27,7 +31,7 @@ use tokio::sync::OnceCell;
 
 pub use assets::{Assets, provision_cache_bin_dir};
 pub use control_plane::{ADMIN_USER, ControlPlane};
-pub use process::ManagedProcess;
+pub use process::{ManagedProcess, clock_ticks_per_second, send_sigterm};
 pub use registry::{
     NotificationEndpoint, Registry, RegistryOptions, RegistryRequest, TokenAuth,
     parse_access_log_line, write_htpasswd,
@@ -94,14 +98,15 @@ pub struct TestEnv {
 static GLOBAL: OnceCell<Result<TestEnv, String>> = OnceCell::const_new();
 
 impl TestEnv {
-    /// The environment of this process, started on first use, with the operator's CRDs installed.
+    /// The environment of this process, started on first use, with the CustomResourceDefinitions
+    /// `crds` returns installed (it is called once, by the first caller).
     ///
     /// # Panics
     /// When the environment cannot be started, with the reason: a test must never pass without it.
-    pub async fn global() -> &'static TestEnv {
+    pub async fn global(crds: fn() -> Vec<CustomResourceDefinition>) -> &'static TestEnv {
         let env = GLOBAL
             .get_or_init(|| async {
-                Self::start().await.map_err(|err| {
+                Self::start(&crds()).await.map_err(|err| {
                     format!("the integration-test environment could not be started: {err}")
                 })
             })
@@ -113,8 +118,8 @@ impl TestEnv {
     }
 
     /// Starts a new environment: the control plane (unless `USE_EXISTING_CLUSTER=true`), a
-    /// registry, and the operator's CRDs.
-    pub async fn start() -> Result<TestEnv, TestEnvError> {
+    /// registry, and the given CustomResourceDefinitions, established before this returns.
+    pub async fn start(crds: &[CustomResourceDefinition]) -> Result<TestEnv, TestEnvError> {
         install_crypto_provider();
         let dir = scratch_dir()?;
         let use_existing = std::env::var("USE_EXISTING_CLUSTER")
@@ -149,7 +154,7 @@ impl TestEnv {
             control_plane: control_plane.map(Mutex::new),
             registry,
         };
-        env.install_crds(&crate::api::crds()).await?;
+        env.install_crds(crds).await?;
         Ok(env)
     }
 

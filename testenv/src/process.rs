@@ -79,10 +79,8 @@ impl ManagedProcess {
     /// Asks the process to stop with SIGTERM; [`Self::exited`] tells when it has.
     pub fn terminate(&mut self) {
         if self.exited().is_none() {
-            // SAFETY: kill(2) on our own child, which has not been reaped, so the pid is still ours.
-            unsafe {
-                libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-            }
+            // Only fails when the process is gone already, which is what the caller wants.
+            let _ = send_sigterm(self.child.id());
         }
     }
 
@@ -92,6 +90,24 @@ impl ManagedProcess {
         let _ = self.child.wait();
         forget_pid(self.child.id());
     }
+}
+
+/// Sends SIGTERM to `pid`, which must be a child of this process that has not been reaped yet
+/// (then the pid cannot have been reused).
+pub fn send_sigterm(pid: u32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill(2) has no memory effects; the caller guarantees the pid is its own child.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of CPU times in `/proc/<pid>/stat`.
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
 
 impl Drop for ManagedProcess {
