@@ -5,6 +5,8 @@ RUN apk add --no-cache musl-dev ca-certificates
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# A workspace member and dev-dependency: cargo reads its manifest, nothing of it is built.
+COPY testenv ./testenv
 RUN cargo build --release --locked --bin imagestream-operator \
  && strip target/release/imagestream-operator
 

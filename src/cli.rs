@@ -418,6 +418,9 @@ pub enum CliError {
     /// The cluster could not be reached or configured.
     #[error("could not connect to the cluster: {0}")]
     Connect(String),
+    /// The controllers stopped without being asked to; the process exits so that it is restarted.
+    #[error("the controllers stopped: {0}")]
+    ControllersEnded(String),
     /// The registry client could not be set up.
     #[error("could not set up the registry client: {0}")]
     Registry(String),
@@ -544,7 +547,7 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
         limits: crate::registry::LimitsConfig {
             max_concurrency_per_host: args.registry_max_concurrency,
             max_requests_per_second: args.registry_rate_limit,
-            ..defaults.limits.clone()
+            ..crate::registry::LimitsConfig::for_interval(args.import_interval)
         },
         extra_ca_pem: ca_bundle,
         // The client records into the instance `/metrics` serves.
@@ -671,8 +674,10 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
             health.clone(),
             metrics.clone(),
             shutdown,
-            move |stop| {
-                crate::controller::run::run_controllers_reporting(
+            // Controllers that end on their own have logged why and failed the health; the election
+            // then reports `ControllersStopped` and the process exits non-zero.
+            move |stop| async move {
+                let _ = crate::controller::run::run_controllers_reporting(
                     client,
                     registry,
                     config,
@@ -683,13 +688,14 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
                         let _ = stop.await;
                     },
                 )
+                .await;
             },
         )
         .await
         .map_err(CliError::from)
     } else {
         metrics.set_leader(true);
-        let controllers = tokio::spawn(crate::controller::run::run_controllers_reporting(
+        let mut controllers = tokio::spawn(crate::controller::run::run_controllers_reporting(
             client,
             registry,
             config,
@@ -698,15 +704,24 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
             telemetry,
             stopped(shutdown.clone()),
         ));
-        // Wait for the signal, then give the reconciles in flight the shutdown timeout to finish.
-        stopped(shutdown).await;
-        if tokio::time::timeout(args.shutdown_timeout, controllers)
-            .await
-            .is_err()
-        {
-            tracing::warn!(timeout = ?args.shutdown_timeout, "the controllers did not stop in time");
+        // Wait for the signal, then give the reconciles in flight the shutdown timeout to finish;
+        // controllers that end before the signal end the process with an error.
+        tokio::select! {
+            () = stopped(shutdown) => {
+                if tokio::time::timeout(args.shutdown_timeout, controllers)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(timeout = ?args.shutdown_timeout, "the controllers did not stop in time");
+                }
+                Ok(())
+            }
+            ended = &mut controllers => Err(CliError::ControllersEnded(match ended {
+                Ok(Err(ended)) => ended.to_string(),
+                Ok(Ok(())) => "the controllers returned".to_owned(),
+                Err(err) => format!("the controllers task failed: {err}"),
+            })),
         }
-        Ok(())
     };
 
     for (stop, task) in webhook.into_iter().chain(admission) {

@@ -278,7 +278,11 @@ async fn wait_for_lease(
 /// Signals `released` whenever the Lease is seen without a holder.
 async fn watch_for_release(api: Api<Lease>, name: String, released: Arc<Notify>) {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut leases = std::pin::pin!(watcher(api, config).default_backoff().applied_objects());
+    let mut leases = std::pin::pin!(
+        watcher(api, config)
+            .backoff(crate::controller::stores::WatchBackoff::default())
+            .applied_objects()
+    );
     while let Some(event) = leases.next().await {
         match event {
             Ok(lease) => {

@@ -48,6 +48,9 @@ pub struct LeaseFailure {
 pub struct Health {
     caches_synced: AtomicBool,
     shutting_down: AtomicBool,
+    /// Why the controllers stopped on their own, if they did: the process is then unhealthy and
+    /// exits so that it is restarted.
+    failed: Mutex<Option<String>>,
     election: Mutex<ElectionStatus>,
     standby_tolerance: Duration,
 }
@@ -66,6 +69,7 @@ impl Health {
         Self {
             caches_synced: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            failed: Mutex::new(None),
             election: Mutex::new(ElectionStatus::Disabled),
             standby_tolerance,
         }
@@ -79,6 +83,20 @@ impl Health {
     /// Records that the process is shutting down: it is no longer ready.
     pub fn set_shutting_down(&self) {
         self.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// Records that the controllers stopped without being asked to (a task ended or panicked):
+    /// from now on `/healthz` and `/readyz` fail with `why`.
+    pub fn set_failed(&self, why: String) {
+        *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    }
+
+    /// Why the controllers stopped on their own, if they did.
+    pub fn failure(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Records where this instance stands in leader election.
@@ -115,6 +133,7 @@ impl Health {
     /// `Ok(what)` when ready, `Err(why not)` otherwise.
     pub fn readiness(&self) -> Result<String, String> {
         readiness(&ReadinessInputs {
+            failure: self.failure(),
             caches_synced: self.caches_synced.load(Ordering::Acquire),
             shutting_down: self.shutting_down.load(Ordering::Acquire),
             election: &self.election(),
@@ -127,6 +146,8 @@ impl Health {
 /// What readiness is decided from.
 #[derive(Debug)]
 pub struct ReadinessInputs<'a> {
+    /// Why the controllers stopped on their own, if they did.
+    pub failure: Option<String>,
     /// Every cache of the controllers has been listed once.
     pub caches_synced: bool,
     /// SIGTERM (or Ctrl-C) arrived.
@@ -142,6 +163,9 @@ pub struct ReadinessInputs<'a> {
 /// Whether the instance is ready: a leader (or an instance without election) once its caches are
 /// synced; a standby — which runs no controllers and so has no caches — while it can read the Lease.
 pub fn readiness(inputs: &ReadinessInputs<'_>) -> Result<String, String> {
+    if let Some(why) = &inputs.failure {
+        return Err(format!("the controllers stopped: {why}"));
+    }
     if inputs.shutting_down {
         return Err("shutting down".into());
     }
@@ -204,8 +228,17 @@ async fn metrics(State(state): State<ServerState>) -> Response {
     }
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// Alive unless the controllers stopped on their own: then the kubelet's liveness probe restarts
+/// the process even if it has not exited yet.
+async fn healthz(State(state): State<ServerState>) -> Response {
+    match state.health.failure() {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(why) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the controllers stopped: {why}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn readyz(State(state): State<ServerState>) -> Response {
@@ -225,6 +258,7 @@ mod tests {
 
     fn inputs(caches_synced: bool, election: &ElectionStatus) -> ReadinessInputs<'_> {
         ReadinessInputs {
+            failure: None,
             caches_synced,
             shutting_down: false,
             election,
@@ -289,6 +323,18 @@ mod tests {
         assert_eq!(readiness(&inputs), Err("shutting down".into()));
     }
 
+    #[test]
+    fn controllers_that_stopped_on_their_own_make_any_instance_unready() {
+        for election in [ElectionStatus::Leading, ElectionStatus::Disabled] {
+            let mut inputs = inputs(true, &election);
+            inputs.failure = Some("the import engine ended".into());
+            assert_eq!(
+                readiness(&inputs),
+                Err("the controllers stopped: the import engine ended".into())
+            );
+        }
+    }
+
     #[tokio::test]
     async fn the_endpoints_answer_with_metrics_liveness_and_readiness() {
         let metrics = Arc::new(Metrics::new());
@@ -327,6 +373,11 @@ mod tests {
         let text = get("/metrics").await;
         assert!(text.contains("application/openmetrics-text"), "{text}");
         assert!(text.contains("imagestream_operator_leader 1"), "{text}");
+        health.set_failed("the import engine panicked: boom".into());
+        let dead = get("/healthz").await;
+        assert!(dead.starts_with("HTTP/1.0 500"), "{dead}");
+        assert!(dead.contains("the import engine panicked: boom"), "{dead}");
+        assert!(get("/readyz").await.starts_with("HTTP/1.0 503"));
         stop.send(()).unwrap();
         tokio::time::timeout(Duration::from_secs(5), server)
             .await

@@ -21,7 +21,7 @@ use super::mirror_set::{ImageMirror, MirrorRule, MirrorSource, MirrorSourcePolic
     kind = "ImageContentSourcePolicy",
     shortname = "icsp",
     derive = "PartialEq",
-    doc = "Cluster-wide mirror locations used when the operator imports an image by digest, in the older OpenShift format (ImageDigestMirrorSet supersedes it). Each entry names a source repository and the mirrors that hold the same content; the source is tried after the mirrors unless an ImageDigestMirrorSet entry for it says NeverContactSource. Served with OpenShift's group and kind so OpenShift manifests apply unchanged."
+    doc = "Cluster-wide mirror locations used when the operator imports an image by digest, in the older OpenShift format (ImageDigestMirrorSet supersedes it). Each entry names a source repository and the mirrors that hold the same content; the source is tried after the mirrors unless an ImageDigestMirrorSet or ImageTagMirrorSet entry for it says NeverContactSource. Served with OpenShift's group and kind so OpenShift manifests apply unchanged."
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ImageContentSourcePolicySpec {
@@ -29,8 +29,10 @@ pub struct ImageContentSourcePolicySpec {
     /// ImageTagMirrorSet for those). An image is matched against the longest source that equals its
     /// repository or is a prefix of it at a `/` boundary, and the matched part is replaced by each
     /// mirror in turn. Mirrors listed for the same source by several entries or objects, including
-    /// ImageDigestMirrorSets, are merged in order (`a,b,c` plus `c,d,e` gives `a,b,c,d,e`), then the
-    /// source itself is tried unless an ImageDigestMirrorSet entry for it says NeverContactSource.
+    /// ImageDigestMirrorSets, are merged keeping each list's order where the lists agree (`a,b,c`
+    /// plus `c,d,e` gives `a,b,c,d,e`; mirrors no list orders come by name), then the source itself
+    /// is tried unless an ImageDigestMirrorSet or ImageTagMirrorSet entry for it says
+    /// NeverContactSource, which blocks it for imports by digest and by tag.
     /// An entry that is not a valid location is reported with an Event on
     /// this object and skipped; the other entries still apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -43,7 +45,8 @@ pub struct ImageContentSourcePolicySpec {
 pub struct RepositoryDigestMirrors {
     /// The repository that image references name: a registry `host[:port]`, a repository prefix such
     /// as `quay.io/team`, or a full repository. `*.example.com` matches every subdomain of
-    /// example.com; OpenShift's importer ignores such wildcards, this operator honours them.
+    /// example.com on any port, and takes no port or path; OpenShift's importer ignores such
+    /// wildcards, this operator honours them.
     pub source: MirrorSource,
 
     /// Locations that hold the same images as the source, highest priority first, each

@@ -781,7 +781,8 @@ mod tests {
 
     #[test]
     fn spec_objects_keep_unknown_fields_so_manifests_for_newer_openshift_apply() {
-        fn walk(node: &Value, path: &str) {
+        /// Checks every object with properties under `node` and returns the paths it checked.
+        fn walk(node: &Value, path: &str, checked: &mut Vec<String>) {
             if node.get("type") == Some(&json!("object")) && node.get("properties").is_some() {
                 assert_eq!(
                     node.get("x-kubernetes-preserve-unknown-fields"),
@@ -789,6 +790,7 @@ mod tests {
                     "{path} drops unknown fields"
                 );
                 assert!(node.get("nullable").is_none(), "{path} is nullable");
+                checked.push(path.to_owned());
             }
             for (name, property) in node
                 .get("properties")
@@ -796,13 +798,28 @@ mod tests {
                 .into_iter()
                 .flatten()
             {
-                walk(property, &format!("{path}.{name}"));
+                walk(property, &format!("{path}.{name}"), checked);
             }
             if let Some(items) = node.get("items") {
-                walk(items, &format!("{path}[]"));
+                walk(items, &format!("{path}[]"), checked);
             }
         }
-        walk(&schema_json()["properties"]["spec"], "spec");
+        let mut checked = Vec::new();
+        walk(&schema_json()["properties"]["spec"], "spec", &mut checked);
+        // The walk must have reached every object of the spec, nested ones included.
+        for path in [
+            "spec",
+            "spec.lookupPolicy",
+            "spec.tags[]",
+            "spec.tags[].from",
+            "spec.tags[].importPolicy",
+            "spec.tags[].referencePolicy",
+        ] {
+            assert!(
+                checked.iter().any(|c| c == path),
+                "{path} not checked: {checked:?}"
+            );
+        }
     }
 
     #[test]

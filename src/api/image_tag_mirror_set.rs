@@ -31,9 +31,11 @@ pub struct ImageTagMirrorSetSpec {
     /// source, so prefer digest mirrors where that matters.
     /// An image is matched against the longest source that equals its repository or is a prefix of it
     /// at a `/` boundary, and the matched part is replaced by each mirror in turn. Mirrors listed for
-    /// the same source by several entries or objects are merged in order (`a,b,c` plus `c,d,e` gives
-    /// `a,b,c,d,e`), then the source itself is tried unless NeverContactSource is set on any of them.
-    /// The list is replaced as a whole on server-side apply.
+    /// the same source by several entries or objects are merged keeping each list's order where the
+    /// lists agree (`a,b,c` plus `c,d,e` gives `a,b,c,d,e`; mirrors no list orders come by name),
+    /// then the source itself is tried unless it is blocked by NeverContactSource, which an
+    /// ImageDigestMirrorSet entry for the source can also set. The list is replaced as a whole on
+    /// server-side apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub image_tag_mirrors: Vec<ImageTagMirrors>,
@@ -44,7 +46,8 @@ pub struct ImageTagMirrorSetSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ImageTagMirrors {
     /// The repository that image references name: `host[:port]`, `host[:port]/namespace...` or a
-    /// full repository, or `*.example.com` to match every subdomain of example.com. Unlike OpenShift's
+    /// full repository, or `*.example.com` to match every subdomain of example.com on any port (a
+    /// wildcard takes no port or path, as in containers-registries.conf). Unlike OpenShift's
     /// importer, which ignores wildcard sources, this operator honours them for imports. Values that
     /// do not fit the pattern are refused by the apiserver, as on OpenShift.
     #[schemars(pattern(super::mirror_set::SOURCE_PATTERN))]
@@ -63,9 +66,13 @@ pub struct ImageTagMirrors {
     pub mirrors: Vec<ImageMirror>,
 
     /// Whether the source may be contacted after its mirrors: `AllowContactingSource` (the default
-    /// when unset) or `NeverContactSource`. OpenShift's importer contacts the source either way; this
-    /// operator never contacts it for imports when any entry for that source says
-    /// `NeverContactSource`. Only meaningful when mirrors are listed.
+    /// when unset) or `NeverContactSource`. `NeverContactSource` blocks the source for every import
+    /// through it, by digest and by tag, as OpenShift blocks it on its nodes: imports by digest use
+    /// the ImageDigestMirrorSet and ImageContentSourcePolicy mirrors, imports by tag the
+    /// ImageTagMirrorSet mirrors, and an import with no such mirror fails with reason
+    /// `SourceBlocked` naming this object. A longer source without the policy lifts it for its
+    /// repositories. OpenShift's importer contacts the source either way. Ignored (with a Warning
+    /// Event) when no mirror is listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "MirrorSourcePolicy::json_schema")]
     pub mirror_source_policy: Option<MirrorSourcePolicy>,

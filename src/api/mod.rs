@@ -1,5 +1,6 @@
-//! Custom resource types served by the operator, with OpenShift's API groups, kinds and field names so
-//! that manifests written for OpenShift apply unchanged.
+//! Wire types: the custom resources served by the operator, with OpenShift's API groups, kinds and field
+//! names so that manifests written for OpenShift apply unchanged, and the JSON of the
+//! `image.openshift.io/triggers` annotation ([`triggers`]). Rules over them live in [`crate::domain`].
 
 pub mod image;
 pub mod image_content_source_policy;

@@ -11,6 +11,15 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
 
 use crate::api::ImageStream;
+use crate::domain::backoff::Backoff;
+
+/// How soon a refused cross-namespace reference (a trigger, or a tag copied from another
+/// namespace) is checked again: 5 s, doubling up to 5 minutes, so a grant takes effect without a
+/// change to the object that was refused.
+pub const ACCESS_RECHECK: Backoff = Backoff::new(
+    std::time::Duration::from_secs(5),
+    std::time::Duration::from_secs(300),
+);
 
 /// The stream `namespace/name` from a cache, if it is there and matches the schema.
 pub fn lookup_stream(

@@ -14,8 +14,8 @@ use tokio::time::Instant;
 
 use super::engine::ImportEngine;
 use super::events::EventPublisher;
+use super::stores::ImageCache;
 use crate::api::ImageStream;
-use crate::api::image::ImageSummary;
 use crate::domain::keyring::{Keyring, PullSecret, should_use};
 use crate::domain::mirror_plan::MirrorIndex;
 use crate::domain::platform::Platform;
@@ -94,6 +94,8 @@ pub struct StreamMemory {
     /// The resourceVersion the stream got from the operator's last status write: until the cache
     /// has caught up with it, the cached status is older than what was written.
     pub written_version: Option<String>,
+    /// Consecutive reconciles that refused a cross-namespace copy, for the recheck delay.
+    pub access_refusals: u32,
 }
 
 /// The current mirror index, swapped whole when a mirror object changes.
@@ -134,7 +136,7 @@ pub struct Context {
     /// stream cache holds every namespace's streams either way).
     pub namespace: Option<String>,
     /// Every Image, as much of each as imports and the collector read.
-    pub images: Store<ImageSummary>,
+    pub images: ImageCache,
     /// Every ImageStream (the operator's one cache of them).
     pub streams: Store<DeserializeGuard<ImageStream>>,
     /// The stream cache itself, for when it first saw each stream's current spec and request.
@@ -168,7 +170,7 @@ pub struct Context {
 /// The caches a [`Context`] reads.
 pub struct Caches {
     /// Every Image.
-    pub images: Store<ImageSummary>,
+    pub images: ImageCache,
     /// The stream cache.
     pub streams: super::stores::StreamCache,
     /// Pull secrets, one store per secret type.
@@ -338,6 +340,7 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::image::ImageSummary;
     use crate::registry::RegistryClientConfig;
     use kube::runtime::events::Reporter;
     use kube::runtime::reflector;
@@ -384,7 +387,7 @@ mod tests {
                 concurrency: Concurrency::default(),
             },
             Caches {
-                images: reflector::store::<ImageSummary>().0,
+                images: reflector::store::<DeserializeGuard<ImageSummary>>().0,
                 streams: crate::controller::stores::StreamCache::new(),
                 secrets: vec![store],
                 mirrors: MirrorIndex::default(),

@@ -28,7 +28,7 @@ use crate::domain::backoff::Backoff;
 use crate::domain::distinct_tag::{DistinctTag, Selection};
 use crate::domain::history::ImportFailure;
 use crate::domain::mirror_plan::MirrorPlan;
-use crate::domain::poll_schedule::{AskOutcome, PollSchedule, TagId};
+use crate::domain::poll_schedule::{AskOutcome, LONGEST_RETRY, PollSchedule, TagId};
 use crate::domain::reference::ImageReference;
 use crate::domain::tag_need::Freshness;
 use crate::metrics::{ImportResult, Metrics};
@@ -42,8 +42,10 @@ pub type StreamRef = ObjectRef<DeserializeGuard<ImageStream>>;
 type StreamId = u32;
 
 /// The retry of a distinct tag after a transient failure: 5 s, 10 s, 20 s … up to 5 minutes,
-/// unless the registry says how long to wait.
-pub const IMPORT_RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(300));
+/// unless the registry (or its host's backoff) says how long to wait; either way never longer than
+/// the interval's recovery bound (the schedule cuts it), so a registry that is back is asked again
+/// within `max(interval, 30 s)`.
+pub const IMPORT_RETRY: Backoff = Backoff::new(Duration::from_secs(5), LONGEST_RETRY);
 
 /// The shortest time between two asks of one distinct tag caused by push notifications: a burst of
 /// notifications for one tag costs at most one HEAD per window (and the digest they name, when the
@@ -641,6 +643,7 @@ pub type EngineSlot = super::slot::Slot<ImportEngine>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::poll_schedule::recovery_bound;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     const OLD: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000001";
@@ -776,5 +779,136 @@ mod tests {
         }
         // 100 notifications over one second: the first ask, and one after the window.
         assert_eq!(h.asks_after(Duration::from_secs(5)).await.len(), 3);
+    }
+
+    /// An engine importing `tags` distinct tags of one registry host every `interval` (the even
+    /// ones scheduled), through per-host limits made for that interval, from a registry that
+    /// refuses connections until `outage` has passed. Returns how long after the registry's
+    /// return each tag's first successful ask started.
+    async fn recovery_after(interval: Duration, outage: Duration, tags: usize) -> Vec<Duration> {
+        use crate::registry::limits::{HostLimits, LimitsConfig};
+
+        let (wakes, _woken) = futures::channel::mpsc::unbounded();
+        let engine = Arc::new(ImportEngine::new(
+            interval,
+            16,
+            8,
+            wakes,
+            Arc::new(Metrics::new()),
+        ));
+        let selection = Selection::Legacy {
+            os: None,
+            arch: None,
+        };
+        for n in 0..tags {
+            let reference =
+                ImageReference::parse(&format!("registry.example.com/team/app{n}:v1")).unwrap();
+            let plan = MirrorPlan::source_only(&reference);
+            let subscription = Subscription {
+                key: DistinctTag::new(&reference, false, selection.clone(), &plan, vec![vec![]]),
+                job: TagJob {
+                    reference,
+                    plan,
+                    access: vec![Access::default()],
+                    selection: selection.clone(),
+                },
+                polls: n % 2 == 0,
+                need: Some(Freshness {
+                    asked_since: Instant::now().into_std(),
+                }),
+            };
+            let stream = ObjectRef::new(&format!("app{n}")).within("team");
+            engine.sync_stream(&stream, vec![subscription]);
+        }
+        let limits = HostLimits::new(LimitsConfig::for_interval(interval));
+        let returns = Instant::now() + outage;
+        let recovered: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let seen = recovered.clone();
+        tokio::spawn(engine.clone().drive(
+            move |job: Arc<TagJob>| {
+                let (limits, seen) = (limits.clone(), seen.clone());
+                async move { ask_flaky_registry(&limits, &job, returns, &seen).await }
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        tokio::time::sleep(outage + recovery_bound(interval) + Duration::from_secs(5)).await;
+        drop(stop);
+        let recovered = recovered.lock().unwrap();
+        assert_eq!(recovered.len(), tags, "tags recovered: {recovered:?}");
+        recovered.values().map(|at| *at - returns).collect()
+    }
+
+    /// One ask, as the importer makes it: refused by the host's limits (retried when they say), or
+    /// sent to a registry that is down until `returns` and answers after.
+    async fn ask_flaky_registry(
+        limits: &crate::registry::limits::HostLimits,
+        job: &TagJob,
+        returns: Instant,
+        recovered: &Mutex<HashMap<String, Instant>>,
+    ) -> Resolution {
+        use crate::registry::limits::HostOutcome;
+
+        let host = job.first_host().to_owned();
+        let failed = |not_contacted| AnswerOutcome::Failed {
+            failure: ImportFailure {
+                reason: "ServiceUnavailable".into(),
+                message: "connection refused".into(),
+            },
+            not_contacted,
+        };
+        let (permit, _) = match limits.admit(&host).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                return Resolution {
+                    outcome: failed(true),
+                    retry: Some(Some(refusal.remaining.max(Duration::from_secs(1)))),
+                };
+            }
+        };
+        let started = Instant::now();
+        if started < returns {
+            limits.record(
+                &host,
+                HostOutcome::Transient {
+                    reason: "ServiceUnavailable",
+                    retry_after: None,
+                },
+            );
+            return Resolution {
+                outcome: failed(false),
+                retry: Some(None),
+            };
+        }
+        limits.record(&host, HostOutcome::Answered);
+        drop(permit);
+        recovered
+            .lock()
+            .unwrap()
+            .entry(job.reference.to_string())
+            .or_insert(started);
+        Resolution {
+            outcome: AnswerOutcome::Image {
+                digest: OLD.into(),
+                served_by: None,
+            },
+            retry: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_registry_outage_every_distinct_tag_is_answered_within_the_recovery_bound() {
+        for interval in [Duration::from_secs(15), Duration::from_secs(60)] {
+            for outage in [Duration::from_secs(60), Duration::from_secs(600)] {
+                let late = recovery_after(interval, outage, 12).await;
+                let latest = late.iter().max().unwrap();
+                assert!(
+                    *latest <= recovery_bound(interval),
+                    "{interval:?} interval, {outage:?} outage: recovered after {late:?}"
+                );
+            }
+        }
     }
 }

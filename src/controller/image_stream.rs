@@ -20,14 +20,14 @@ use kube::{Api, Resource, ResourceExt};
 use thiserror::Error;
 use tokio::time::Instant;
 
-use super::access::{lookup_stream, service_account_may_get_image_streams};
+use super::access::{ACCESS_RECHECK, lookup_stream, service_account_may_get_image_streams};
 use super::context::object_key;
 use super::engine::{AnswerOutcome, Subscription, TagJob};
 use super::mirrors::import_kind;
 use super::stores::stream_ref;
 use super::{Context, FIELD_MANAGER, IMPORT_REQUESTED_ANNOTATION, now_time};
 use crate::api::ImageStream;
-use crate::api::image_stream::TagEvent;
+use crate::api::image_stream::{NamedTagEventList, TagEvent};
 use crate::domain::backoff::Backoff;
 use crate::domain::distinct_tag::{DistinctTag, Selection};
 use crate::domain::history::ImportFailure;
@@ -52,6 +52,9 @@ pub enum ReconcileError {
         namespace: String,
         source: kube::Error,
     },
+    /// The reconcile panicked (a bug): this stream is retried with backoff, the others go on.
+    #[error("the reconcile of image stream {stream} failed on an internal error: {message}")]
+    Panicked { stream: String, message: String },
 }
 
 impl ReconcileError {
@@ -60,6 +63,7 @@ impl ReconcileError {
         match self {
             ReconcileError::WriteStatus { .. } => "StatusWriteFailed",
             ReconcileError::AccessReview { .. } => "AccessReviewFailed",
+            ReconcileError::Panicked { .. } => "InternalError",
         }
     }
 }
@@ -179,6 +183,7 @@ pub async fn reconcile(
     let mut subscribed: Vec<Subscribed> = Vec::new();
     let mut subscriptions: Vec<Subscription> = Vec::new();
     let mut keyring = None;
+    let mut refused = false;
     let mirrors = ctx.mirrors.current();
     for spec in &stream.spec.tags {
         let tag_status = status.and_then(|s| s.tag(&spec.name));
@@ -294,9 +299,12 @@ pub async fn reconcile(
                 namespace: source_ns,
                 stream: source_stream,
                 tag: source_tag,
-            } if refresh => {
+            } if refresh || was_refused(tag_status) => {
                 let outcome = match may_read_streams(&ctx, &namespace, &source_ns).await? {
-                    false => Err(cross_namespace_refused(&namespace, &source_ns)),
+                    false => {
+                        refused = true;
+                        Err(cross_namespace_refused(&namespace, &source_ns))
+                    }
                     true => copy_source_event(
                         &|ns, n| lookup_stream(&ctx.streams, ns, n),
                         (&namespace, &name, &spec.name),
@@ -309,9 +317,12 @@ pub async fn reconcile(
                 namespace: source_ns,
                 stream: source_stream,
                 digest,
-            } if refresh => {
+            } if refresh || was_refused(tag_status) => {
                 let outcome = match may_read_streams(&ctx, &namespace, &source_ns).await? {
-                    false => Err(cross_namespace_refused(&namespace, &source_ns)),
+                    false => {
+                        refused = true;
+                        Err(cross_namespace_refused(&namespace, &source_ns))
+                    }
                     true => match lookup_stream(&ctx.streams, &source_ns, &source_stream) {
                         Some(source) => stream_image_event(&source, &digest),
                         None => Err(ImportFailure {
@@ -435,7 +446,28 @@ pub async fn reconcile(
             .retain(|tag, at| mirrors_changed.get(tag) != Some(at));
     });
     ctx.reset_failures(&key);
-    Ok(Action::await_change())
+    // A refused cross-namespace copy is asked again on its own schedule: a grant needs no change
+    // to the stream.
+    let recheck = ctx.with_memory(&key, |memory| {
+        if refused {
+            let delay = ACCESS_RECHECK.delay(memory.access_refusals);
+            memory.access_refusals = memory.access_refusals.saturating_add(1);
+            Some(delay)
+        } else {
+            memory.access_refusals = 0;
+            None
+        }
+    });
+    Ok(recheck.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Whether the tag's import was refused for lack of access to another namespace.
+fn was_refused(tag_status: Option<&NamedTagEventList>) -> bool {
+    tag_status.is_some_and(|tag| {
+        tag.conditions
+            .iter()
+            .any(|c| c.reason.as_deref() == Some(CROSS_NAMESPACE_REFUSED))
+    })
 }
 
 /// The Events of one round of a stream: at most one `Imported` listing the tags that moved, and at
@@ -501,9 +533,12 @@ fn as_outcome(result: Result<TagEvent, ImportFailure>, generation: i64) -> TagOu
     }
 }
 
+/// The reason of a tag whose source is in a namespace its stream's service accounts may not read.
+const CROSS_NAMESPACE_REFUSED: &str = "Forbidden";
+
 fn cross_namespace_refused(namespace: &str, source_namespace: &str) -> ImportFailure {
     ImportFailure {
-        reason: "Forbidden".into(),
+        reason: CROSS_NAMESPACE_REFUSED.into(),
         message: format!(
             "service accounts of namespace {namespace} may not get imagestreams in namespace {source_namespace}"
         ),

@@ -18,6 +18,7 @@ use crate::api::Image;
 use crate::domain::distinct_tag::Selection;
 use crate::domain::history::ImportFailure;
 use crate::domain::image_name::{ImageNameError, image_name_for_digest};
+use crate::domain::mirror_plan::{ImportKind, SourceFence};
 use crate::domain::platform::{Platform, choose_child};
 use crate::domain::reference::ImageReference;
 use crate::registry::manifest::{ManifestError, ParsedManifest, parse_image_config};
@@ -56,20 +57,27 @@ pub enum ImportError {
         source: ImageNameError,
     },
     /// Every source of the mirror plan failed; each is listed with its error, and a source left out
-    /// by `NeverContactSource` is named as such.
-    #[error("{}", all_sources_failed(tried, *source_fenced))]
+    /// by `NeverContactSource` is named as such, with the objects that fence it.
+    #[error("{}", all_sources_failed(tried, fence.as_ref()))]
     AllSourcesFailed {
         /// Each source tried, with its error.
         tried: Vec<(String, RegistryError)>,
-        /// Whether the source repository itself was not tried because of `NeverContactSource`.
-        source_fenced: bool,
+        /// Why the source repository itself was not tried, when `NeverContactSource` fenced it.
+        fence: Option<SourceFence>,
     },
-    /// The mirror plan has no source to try: the source is fenced with `NeverContactSource` and no
-    /// mirror is usable.
-    #[error(
-        "{reference}: the source may not be contacted (NeverContactSource) and no mirror is usable"
-    )]
-    NoUsableSource { reference: String },
+    /// The mirror plan has nothing to try: the source is fenced with `NeverContactSource` (by an
+    /// object of either mirror kind) and no mirror of the import's kind can serve the reference.
+    #[error("{}", source_blocked(reference, *kind, fence, unusable_mirrors))]
+    SourceBlocked {
+        /// The reference as the stream wrote it.
+        reference: String,
+        /// Whether the import was by tag or by digest, which decides the mirror kinds that apply.
+        kind: ImportKind,
+        /// The fenced source and the objects that fence it.
+        fence: SourceFence,
+        /// Mirrors that matched but cannot form a reference for this image, with why.
+        unusable_mirrors: Vec<String>,
+    },
     /// Creating an Image object failed.
     #[error("could not create Image {name}: {source}")]
     CreateImage { name: String, source: kube::Error },
@@ -90,7 +98,7 @@ impl ImportError {
                 .last()
                 .map(|(_, err)| err.reason())
                 .unwrap_or("InternalError"),
-            ImportError::NoUsableSource { .. } => "NoUsableSource",
+            ImportError::SourceBlocked { .. } => "SourceBlocked",
         }
     }
 
@@ -145,16 +153,45 @@ impl ImportError {
     }
 }
 
-fn all_sources_failed(tried: &[(String, RegistryError)], source_fenced: bool) -> String {
+fn all_sources_failed(tried: &[(String, RegistryError)], fence: Option<&SourceFence>) -> String {
     let listed = tried
         .iter()
         .map(|(source, err)| format!("{source}: {err}"))
         .collect::<Vec<_>>()
         .join("; ");
-    if source_fenced {
-        format!("no mirror answered ({listed}); the source is not contacted (NeverContactSource)")
+    match fence {
+        Some(fence) => {
+            format!("no mirror answered ({listed}); the source is not contacted: {fence}")
+        }
+        None => format!("no source answered: {listed}"),
+    }
+}
+
+/// The message of [`ImportError::SourceBlocked`]: which source is blocked, by which objects, and
+/// why no mirror stands in for it.
+fn source_blocked(
+    reference: &str,
+    kind: ImportKind,
+    fence: &SourceFence,
+    unusable_mirrors: &[String],
+) -> String {
+    if unusable_mirrors.is_empty() {
+        let kinds = kind
+            .mirror_kinds()
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ");
+        format!(
+            "{reference}: the source {fence}, and no {kinds} mirror applies to an import {kind}; \
+             the source is not contacted"
+        )
     } else {
-        format!("no source answered: {listed}")
+        format!(
+            "{reference}: the source {fence}, and none of its mirrors can serve this image ({}); \
+             the source is not contacted",
+            unusable_mirrors.join("; ")
+        )
     }
 }
 
@@ -189,9 +226,19 @@ pub struct Resolved {
 /// config GETs and the Image objects, from the answering place or the ones after it.
 pub async fn resolve(ctx: &Context, job: &TagJob) -> Result<Resolved, ImportError> {
     let reference = &job.reference;
-    if job.plan.sources.is_empty() {
-        return Err(ImportError::NoUsableSource {
+    if job.plan.sources.is_empty()
+        && let Some(fence) = &job.plan.fence
+    {
+        return Err(ImportError::SourceBlocked {
             reference: reference.to_string(),
+            kind: super::mirrors::import_kind(reference),
+            fence: fence.clone(),
+            unusable_mirrors: job
+                .plan
+                .unusable_mirrors
+                .iter()
+                .map(|unusable| format!("{}: {}", unusable.mirror, unusable.error))
+                .collect(),
         });
     }
     let mut tried: Vec<(String, RegistryError)> = Vec::new();
@@ -210,14 +257,14 @@ pub async fn resolve(ctx: &Context, job: &TagJob) -> Result<Resolved, ImportErro
         }
     }
     let Some((answered_at, head)) = answered else {
-        return Err(if tried.len() == 1 && !job.plan.source_fenced {
+        return Err(if tried.len() == 1 && !job.plan.source_fenced() {
             ImportError::Registry {
                 source: tried.remove(0).1,
             }
         } else {
             ImportError::AllSourcesFailed {
                 tried,
-                source_fenced: job.plan.source_fenced,
+                fence: job.plan.fence.clone(),
             }
         });
     };
@@ -526,6 +573,7 @@ async fn legacy_child(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::mirror_plan::{MirrorKind, MirrorObjectRef};
     use crate::registry::RequestFailure;
 
     fn head(failure: RequestFailure) -> RegistryError {
@@ -565,8 +613,83 @@ mod tests {
                 .enumerate()
                 .map(|(i, err)| (format!("source-{i}"), err))
                 .collect(),
-            source_fenced: false,
+            fence: None,
         }
+    }
+
+    fn fence() -> SourceFence {
+        SourceFence {
+            source: "quay.io/org".into(),
+            by: vec![MirrorObjectRef::new(
+                MirrorKind::ImageDigestMirrorSet,
+                "disconnected",
+            )],
+        }
+    }
+
+    fn blocked(unusable_mirrors: Vec<String>) -> ImportError {
+        ImportError::SourceBlocked {
+            reference: "quay.io/org/app:v1".into(),
+            kind: ImportKind::ByTag,
+            fence: fence(),
+            unusable_mirrors,
+        }
+    }
+
+    #[test]
+    fn a_blocked_source_says_which_object_blocks_it_and_is_not_retried() {
+        let table = [
+            (
+                blocked(Vec::new()),
+                "quay.io/org/app:v1: the source quay.io/org is blocked by mirrorSourcePolicy \
+                 NeverContactSource in ImageDigestMirrorSet/disconnected, and no \
+                 ImageTagMirrorSet mirror applies to an import by tag; the source is not contacted",
+            ),
+            (
+                blocked(vec!["host.local: it leaves no repository".into()]),
+                "quay.io/org/app:v1: the source quay.io/org is blocked by mirrorSourcePolicy \
+                 NeverContactSource in ImageDigestMirrorSet/disconnected, and none of its mirrors \
+                 can serve this image (host.local: it leaves no repository); the source is not \
+                 contacted",
+            ),
+        ];
+        for (error, message) in table {
+            assert_eq!(error.reason(), "SourceBlocked");
+            assert_eq!(error.to_string(), message);
+            assert!(!error.is_transient());
+            assert!(!error.contacted_nobody(), "the condition must be written");
+        }
+        let by_digest = ImportError::SourceBlocked {
+            reference: "quay.io/org/app@sha256:0".into(),
+            kind: ImportKind::ByDigest,
+            fence: fence(),
+            unusable_mirrors: Vec::new(),
+        };
+        assert!(
+            by_digest.to_string().contains(
+                "no ImageContentSourcePolicy or ImageDigestMirrorSet mirror applies to an \
+                 import by digest"
+            ),
+            "{by_digest}"
+        );
+    }
+
+    #[test]
+    fn failed_mirrors_of_a_fenced_source_name_the_fence() {
+        let error = ImportError::AllSourcesFailed {
+            tried: vec![("mirror.local/org/app:v1".into(), answered(404))],
+            fence: Some(fence()),
+        };
+        let message = error.to_string();
+        assert!(message.starts_with("no mirror answered (mirror.local/org/app:v1: "));
+        assert!(
+            message.ends_with(
+                "; the source is not contacted: quay.io/org is blocked by mirrorSourcePolicy \
+                 NeverContactSource in ImageDigestMirrorSet/disconnected"
+            ),
+            "{message}"
+        );
+        assert_eq!(error.reason(), "NotFound");
     }
 
     #[test]
@@ -624,13 +747,7 @@ mod tests {
                 all_failed(vec![connection_failed(), backing_off(40)]),
                 None,
             ),
-            (
-                "no usable source",
-                ImportError::NoUsableSource {
-                    reference: "r".into(),
-                },
-                None,
-            ),
+            ("a blocked source", blocked(Vec::new()), None),
         ];
         for (case, error, wait) in table {
             assert_eq!(error.retry_after(), wait, "{case}");
@@ -658,7 +775,7 @@ mod tests {
                 ("mirror.local/a".into(), backing_off(30)),
                 ("quay.io/a".into(), backing_off(60)),
             ],
-            source_fenced: false,
+            fence: None,
         };
         assert!(all_refused.contacted_nobody());
         let one_answered = ImportError::AllSourcesFailed {
@@ -666,7 +783,7 @@ mod tests {
                 ("mirror.local/a".into(), backing_off(30)),
                 ("quay.io/a".into(), answered(503)),
             ],
-            source_fenced: false,
+            fence: None,
         };
         assert!(!one_answered.contacted_nobody());
     }

@@ -32,6 +32,7 @@ pub mod mirrors;
 pub mod run;
 pub mod slot;
 pub mod stores;
+pub mod supervisor;
 pub mod triggers;
 
 pub use context::{Concurrency, Context, ControllerConfig};

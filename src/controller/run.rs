@@ -15,13 +15,16 @@ use kube::{Api, Client};
 
 use super::context::Caches;
 use super::engine::StreamRef;
+use super::engine::{AnswerOutcome, Resolution};
 use super::image_stream::{ReconcileError, error_policy, reconcile};
 use super::mirrors::MirrorStores;
 use super::stores::{StreamCache, StreamChange, spawn_reflector, wait_until_listed};
+use super::supervisor::{ControllersEnded, Supervised, catch_panic};
 use super::triggers::TriggerSettings;
 use super::{Context, ControllerConfig};
 use crate::api::image::ImageSummary;
 use crate::api::{ImageContentSourcePolicy, ImageDigestMirrorSet, ImageStream, ImageTagMirrorSet};
+use crate::domain::history::ImportFailure;
 use crate::domain::keyring::PullSecretFormat;
 use crate::metrics::{IMAGE_STREAM_CONTROLLER, Metrics};
 use crate::registry::RegistryClient;
@@ -88,7 +91,7 @@ pub async fn run_controllers(
     namespace: Option<String>,
     instance: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
+) -> Result<(), ControllersEnded> {
     run_controllers_reporting(
         client,
         registry,
@@ -98,12 +101,16 @@ pub async fn run_controllers(
         Telemetry::default(),
         shutdown,
     )
-    .await;
+    .await
 }
 
 /// Runs the controllers until `shutdown` resolves. With `namespace`, only streams, pull secrets and
 /// workloads of that namespace are served (Images are cluster-scoped, and streams of every
 /// namespace are watched, because triggers and Image collection may read any).
+///
+/// If one of the controllers' long-lived tasks ends before `shutdown` (a panic outside the
+/// handling of one object, or a loop that returned), every task is stopped, the health turns
+/// failed and this returns the error: the process must exit so that it is restarted.
 pub async fn run_controllers_reporting(
     client: Client,
     registry: RegistryClient,
@@ -112,7 +119,7 @@ pub async fn run_controllers_reporting(
     instance: Option<String>,
     telemetry: Telemetry,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
+) -> Result<(), ControllersEnded> {
     // One shutdown signal, fanned out to every task.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -125,7 +132,7 @@ pub async fn run_controllers_reporting(
     let stop_rx_for_slot = stop_rx.clone();
 
     let images = spawn_reflector(
-        Api::<ImageSummary>::all(client.clone()),
+        Api::<DeserializeGuard<ImageSummary>>::all(client.clone()),
         watcher::Config::default(),
         "images",
         None,
@@ -181,19 +188,23 @@ pub async fn run_controllers_reporting(
 
     // Image triggers: workloads of `namespace` (or all), image streams of every namespace.
     let (triggers_synced, triggers_listed) = tokio::sync::oneshot::channel();
-    tokio::spawn(super::triggers::run_trigger_controller(
-        client.clone(),
-        TriggerSettings {
-            namespace: namespace.clone(),
-            internal_registry_host: config.internal_registry_host.clone(),
-            instance: instance.clone(),
-            metrics: Some(telemetry.metrics.clone()),
-            concurrency: config.concurrency.triggers,
-        },
-        Some(streams.clone()),
-        Some(triggers_synced),
-        stopped(stop_rx.clone()),
-    ));
+    let mut supervised = Supervised::default();
+    supervised.spawn(
+        "trigger controller",
+        super::triggers::run_trigger_controller(
+            client.clone(),
+            TriggerSettings {
+                namespace: namespace.clone(),
+                internal_registry_host: config.internal_registry_host.clone(),
+                instance: instance.clone(),
+                metrics: Some(telemetry.metrics.clone()),
+                concurrency: config.concurrency.triggers,
+            },
+            Some(streams.clone()),
+            Some(triggers_synced),
+            stopped(stop_rx.clone()),
+        ),
+    );
 
     let (wakes, woken) = futures::channel::mpsc::unbounded::<StreamRef>();
     let ctx = Arc::new(Context::new(
@@ -217,13 +228,16 @@ pub async fn run_controllers_reporting(
     streams.start(client.clone());
 
     if let Some(grace) = config.image_gc_grace {
-        tokio::spawn(super::image_gc::run_image_gc(
-            client.clone(),
-            images.clone(),
-            streams.store(),
-            grace,
-            stopped(stop_rx.clone()),
-        ));
+        supervised.spawn(
+            "Image collector",
+            super::image_gc::run_image_gc(
+                client.clone(),
+                images.clone(),
+                streams.store(),
+                grace,
+                stopped(stop_rx.clone()),
+            ),
+        );
     }
 
     // Ready once the trigger controller has listed its caches and the stream cache has too.
@@ -241,16 +255,14 @@ pub async fn run_controllers_reporting(
             tracing::warn!("the image stream cache stopped before it synced");
         }
     });
-    tokio::spawn(super::housekeeping::run_housekeeping(
-        ctx.clone(),
-        stopped(stop_rx.clone()),
-    ));
-    tokio::spawn(super::mirrors::maintain_index(
-        ctx.clone(),
-        mirror_stores,
-        mirror_changes,
-        wakes,
-    ));
+    supervised.spawn(
+        "housekeeping",
+        super::housekeeping::run_housekeeping(ctx.clone(), stopped(stop_rx.clone())),
+    );
+    supervised.spawn(
+        "mirror index",
+        super::mirrors::maintain_index(ctx.clone(), mirror_stores, mirror_changes, wakes),
+    );
     let resolving = ctx.clone();
     telemetry.engine.set(Some(ctx.engine.clone()));
     telemetry
@@ -272,13 +284,24 @@ pub async fn run_controllers_reporting(
             label_pod(&label_client, &pod, false).await;
         }
     });
-    tokio::spawn(ctx.engine.clone().drive(
-        move |job| {
-            let ctx = resolving.clone();
-            async move { super::importer::resolution(super::importer::resolve(&ctx, &job).await) }
-        },
-        stopped(stop_rx.clone()),
-    ));
+    supervised.spawn(
+        "import engine",
+        ctx.engine.clone().drive(
+            move |job| {
+                let ctx = resolving.clone();
+                async move {
+                    match catch_panic(super::importer::resolve(&ctx, &job)).await {
+                        Ok(result) => super::importer::resolution(result),
+                        Err(message) => {
+                            tracing::error!(tag = %job.reference, panic = %message, "an import panicked; the tag fails with InternalError");
+                            internal_error(&message)
+                        }
+                    }
+                }
+            },
+            stopped(stop_rx.clone()),
+        ),
+    );
 
     // The ImageStream controller: reconciles on changes that matter for imports and on the
     // engine's wake-ups, never more than the configured number at once.
@@ -306,7 +329,7 @@ pub async fn run_controllers_reporting(
     let answers = woken.map(|stream| request(stream, "import answer"));
     let queue = futures::stream::select(own_changes, answers).map(Ok::<_, watcher::Error>);
     let stream_store = ctx.streams.clone();
-    applier(
+    let controller = applier(
         |guard, ctx| Box::pin(counted_reconcile(guard, ctx)),
         error_policy,
         ctx.clone(),
@@ -319,8 +342,30 @@ pub async fn run_controllers_reporting(
             Ok(_) | Err(controller::Error::ObjectNotFound(_)) => {}
             Err(err) => tracing::debug!(error = %err, "reconcile round ended with an error"),
         }
-    })
-    .await;
+    });
+    tokio::pin!(controller);
+    let ended = tokio::select! {
+        () = &mut controller => return Ok(()),
+        ended = supervised.first_ended() => ended,
+    };
+    if *stop_rx.borrow() {
+        // Stopping: the tasks end one by one; let the reconciles in flight finish.
+        controller.await;
+        return Ok(());
+    }
+    tracing::error!(task = ended.task, why = %ended.why, "a controller task ended on its own; stopping so that the process is restarted");
+    telemetry.health.set_failed(ended.to_string());
+    supervised.abort_all();
+    Err(ended)
+}
+
+fn stream_key(guard: &DeserializeGuard<ImageStream>) -> String {
+    use kube::ResourceExt;
+    format!(
+        "{}/{}",
+        guard.namespace().unwrap_or_default(),
+        guard.name_any()
+    )
 }
 
 fn request(stream: StreamRef, reason: &str) -> ReconcileRequest<DeserializeGuard<ImageStream>> {
@@ -332,13 +377,37 @@ fn request(stream: StreamRef, reason: &str) -> ReconcileRequest<DeserializeGuard
     }
 }
 
-/// [`reconcile`], counted and timed in the metrics.
+/// The answer for a tag whose import panicked: a failure every stream of the tag shows, asked
+/// again on the retry schedule (the panic is a bug; the other tags go on).
+fn internal_error(panic: &str) -> Resolution {
+    Resolution {
+        outcome: AnswerOutcome::Failed {
+            failure: ImportFailure {
+                reason: INTERNAL_ERROR.to_owned(),
+                message: format!(
+                    "the import failed on an internal error of the operator (please report it): {panic}"
+                ),
+            },
+            not_contacted: false,
+        },
+        retry: Some(None),
+    }
+}
+
+/// The reason of a failure that is a bug of the operator (a caught panic).
+pub const INTERNAL_ERROR: &str = "InternalError";
+
+/// [`reconcile`], counted and timed in the metrics; a panic fails this stream's reconcile only.
 async fn counted_reconcile(
     guard: Arc<DeserializeGuard<ImageStream>>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let started = std::time::Instant::now();
-    let result = reconcile(guard, ctx.clone()).await;
+    let stream = stream_key(&guard);
+    let result = match catch_panic(reconcile(guard, ctx.clone())).await {
+        Ok(result) => result,
+        Err(message) => Err(ReconcileError::Panicked { stream, message }),
+    };
     ctx.metrics.observe_reconcile(
         IMAGE_STREAM_CONTROLLER,
         started.elapsed(),

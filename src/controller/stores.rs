@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
@@ -20,6 +21,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use super::IMPORT_REQUESTED_ANNOTATION;
 use crate::api::ImageStream;
+use crate::api::image::ImageSummary;
+use crate::domain::backoff::Backoff;
 
 /// The annotation `kubectl apply` keeps a whole copy of the object in.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -55,6 +58,36 @@ pub fn stream_ref(namespace: &str, name: &str) -> StreamRef {
     ObjectRef::new(name).within(namespace)
 }
 
+/// The retry budget of every watch the operator runs (streams, Images, pull secrets, mirror sets,
+/// workloads): 0.5 s doubling up to 5 s, with up to 50% jitter so that watches do not reconnect in
+/// lockstep. After an API server outage every cache and controller is watching again within about
+/// 7.5 s of its return, whichever kind it watches (kube's default backoff waits up to 30 s, and drew
+/// different waits for different watches).
+pub const WATCH_RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+
+/// [`WATCH_RETRY`] as a watch stream's backoff: the attempt count restarts with every event the
+/// watch delivers.
+#[derive(Debug, Default)]
+pub struct WatchBackoff {
+    attempt: u32,
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = WATCH_RETRY.delay(self.attempt);
+        self.attempt = self.attempt.saturating_add(1);
+        Some(delay.mul_f64(1.0 + rand::random::<f64>() * 0.5))
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
 /// Spawns a trimmed reflector for `api` filtered by `config` and returns its store. `changed` is
 /// told after every change the store takes in.
 pub fn spawn_reflector<K>(
@@ -76,7 +109,7 @@ where
     let stream = reflector::reflector(
         writer,
         watcher(api, config)
-            .default_backoff()
+            .backoff(WatchBackoff::default())
             .modify(trim_metadata::<K>),
     )
     .touched_objects();
@@ -117,6 +150,11 @@ where
         }
     }
 }
+
+/// Every Image of the cluster, as much of each as imports and the collector read. Guarded like every
+/// watched kind: an Image the summary cannot be read from (one stored under an older or looser
+/// schema, an export from OpenShift) is kept as an error entry instead of failing the whole list.
+pub type ImageCache = Store<DeserializeGuard<ImageSummary>>;
 
 /// A stream as the caches and queues name it.
 pub type StreamRef = ObjectRef<DeserializeGuard<ImageStream>>;
@@ -218,7 +256,7 @@ impl StreamCache {
         let events = reflector::reflector(
             writer,
             watcher(api, watcher::Config::default())
-                .default_backoff()
+                .backoff(WatchBackoff::default())
                 .modify(trim_metadata::<DeserializeGuard<ImageStream>>),
         );
         tokio::spawn(async move {
@@ -310,4 +348,27 @@ fn import_fingerprint(stream: &DeserializeGuard<ImageStream>) -> u64 {
         Err(_) => stream.resource_version().hash(&mut hasher),
     }
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::utils::Backoff as _;
+
+    #[test]
+    fn every_watch_retries_within_five_seconds_and_a_half_again_for_jitter_and_starts_over_after_an_event()
+     {
+        let mut backoff = WatchBackoff::default();
+        let waits: Vec<Duration> = backoff.by_ref().take(8).collect();
+        for (attempt, wait) in waits.iter().enumerate() {
+            let floor = WATCH_RETRY.delay(attempt as u32);
+            assert!(
+                *wait >= floor && *wait <= floor.mul_f64(1.5),
+                "{attempt}: {wait:?}"
+            );
+        }
+        assert!(waits[7] <= Duration::from_millis(7500));
+        backoff.reset();
+        assert!(backoff.next().unwrap() <= Duration::from_millis(750));
+    }
 }

@@ -32,17 +32,18 @@ use serde::de::DeserializeOwned;
 use thiserror::Error;
 
 use super::FIELD_MANAGER;
+use super::access::ACCESS_RECHECK;
 use super::access::{lookup_stream, service_account_may_get_image_streams};
 use super::events::EventPublisher;
 use super::stores::{
     StreamCache, StreamChange, trim_metadata_keeping_own_fields, wait_until_listed,
 };
 use crate::api::ImageStream;
-use crate::api::triggers::{
-    ContainerList, ImageTrigger, TRIGGERS_ANNOTATION, WorkloadKind, locate_containers,
-    parse_annotation,
-};
+use crate::api::triggers::TRIGGERS_ANNOTATION;
 use crate::domain::backoff::Backoff;
+use crate::domain::trigger_annotation::{
+    ContainerList, ImageTrigger, WorkloadKind, locate_containers, parse_annotation,
+};
 use crate::domain::trigger_resolution::{
     ContainerImage, ImagesApply, PodImages, WantedImage, apply_body, owned_container_images,
     plan_image_apply, resolve_trigger,
@@ -56,10 +57,6 @@ pub const FORBIDDEN_REASON: &str = "Forbidden";
 
 /// The Event reason of an image write the API server refused (validation, admission).
 pub const APPLY_REJECTED_REASON: &str = "ApplyRejected";
-
-/// The wait before a refused cross-namespace trigger is checked again: a grant (a new RoleBinding)
-/// is no change the controller watches.
-const ACCESS_RECHECK: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(300));
 
 /// The wait before a workload whose reconcile failed is tried again.
 const RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
@@ -90,6 +87,14 @@ pub enum ReconcileError {
         /// The API error.
         source: kube::Error,
     },
+    /// The reconcile panicked (a bug): this workload is retried with backoff, the others go on.
+    #[error("the triggers of {workload} failed on an internal error: {message}")]
+    Panicked {
+        /// `Kind namespace/name` of the workload.
+        workload: String,
+        /// The panic message.
+        message: String,
+    },
 }
 
 impl ReconcileError {
@@ -98,6 +103,7 @@ impl ReconcileError {
         match self {
             Self::ApplyImages { .. } => "ApplyFailed",
             Self::AccessReview { .. } => "AccessReviewFailed",
+            Self::Panicked { .. } => "InternalError",
         }
     }
 }
@@ -631,7 +637,7 @@ fn run_kind<K: TriggeredWorkload>(
     );
     let filter_shared = shared.clone();
     let own_changes = watcher(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(super::stores::WatchBackoff::default())
         .filter_map(move |event| {
             future::ready(match event {
                 Ok(event) => keep_triggered(&filter_shared, event).map(Ok),
@@ -740,7 +746,16 @@ async fn counted_reconcile<K: TriggeredWorkload>(
     shared: Arc<Shared>,
 ) -> Result<Action, ReconcileError> {
     let started = std::time::Instant::now();
-    let result = reconcile::<K>(guard, shared.clone()).await;
+    let workload = format!(
+        "{} {}/{}",
+        K::KIND,
+        guard.namespace().unwrap_or_default(),
+        guard.name_any()
+    );
+    let result = match super::supervisor::catch_panic(reconcile::<K>(guard, shared.clone())).await {
+        Ok(result) => result,
+        Err(message) => Err(ReconcileError::Panicked { workload, message }),
+    };
     if let Some(metrics) = &shared.metrics {
         metrics.observe_reconcile(
             crate::metrics::TRIGGER_CONTROLLER,

@@ -30,11 +30,13 @@ use serde_json::{Map, Value, json};
 use thiserror::Error;
 
 use crate::api::triggers::{
-    ContainerList, ContainerSelector, IMAGE_STREAM_TAG_KIND, ImageFieldPath, ObjectFieldTrigger,
-    TRIGGERS_ANNOTATION, TriggerError, TriggerSource, WorkloadKind, encode_annotation,
-    validate_triggers,
+    IMAGE_STREAM_TAG_KIND, ObjectFieldTrigger, TRIGGERS_ANNOTATION, TriggerSource,
 };
 use crate::domain::text::shorten;
+use crate::domain::trigger_annotation::{
+    ContainerList, ContainerSelector, ImageFieldPath, TriggerError, WorkloadKind,
+    encode_annotation, validate_triggers,
+};
 
 /// The kind of a DeploymentConfig.
 pub const DEPLOYMENT_CONFIG_KIND: &str = "DeploymentConfig";
@@ -1613,7 +1615,7 @@ fn set_trigger_annotation(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::triggers::{locate_containers, parse_annotation};
+    use crate::domain::trigger_annotation::{locate_containers, parse_annotation};
     use pretty_assertions::assert_eq;
     use proptest::prelude::*;
 

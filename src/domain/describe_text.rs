@@ -26,13 +26,14 @@ use crate::api::image_stream::{
     KIND_IMAGE_STREAM_IMAGE, KIND_IMAGE_STREAM_TAG, NamedTagEventList, REFERENCE_POLICY_LOCAL,
     TagEvent, TagReference, TagSource,
 };
-use crate::api::triggers::{
-    ContainerList, ContainerLocation, ImageTrigger, TRIGGERS_ANNOTATION, WorkloadKind,
-    decode_annotation, locate_containers, parse_annotation,
-};
+use crate::api::triggers::TRIGGERS_ANNOTATION;
 use crate::domain::history::observed_generation;
-use crate::domain::image_name::image_name_for_digest;
+use crate::domain::image_name::{image_name_for_digest, parse_tag_source_name};
 use crate::domain::reference::ImageReference;
+use crate::domain::trigger_annotation::{
+    ContainerList, ContainerLocation, ImageTrigger, WorkloadKind, decode_annotation,
+    locate_containers, parse_annotation,
+};
 
 /// What `oc` prints for an empty value.
 const NONE: &str = "<none>";
@@ -466,52 +467,8 @@ fn stream_tags(stream: &ImageStream) -> Vec<String> {
 // Names and current images
 // ---------------------------------------------------------------------------------------------------
 
-/// An ImageStreamTag name that is not `<stream>:<tag>`; the messages are OpenShift's.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ImageStreamTagNameError {
-    /// The name has an `@`: it names an image by digest.
-    #[error("{name:?} is an image stream image, not an image stream tag")]
-    ImageStreamImage {
-        /// The name as given.
-        name: String,
-    },
-    /// Nothing before or after the `:`.
-    #[error("image stream tag name {name:?} must have a name and a tag")]
-    EmptyPart {
-        /// The name as given.
-        name: String,
-    },
-    /// No `:`, or more than one.
-    #[error("expected exactly one : delimiter in the istag {name:?}")]
-    Delimiter {
-        /// The name as given.
-        name: String,
-    },
-}
-
-/// Splits `<stream>:<tag>` into stream and tag, as `oc` does: exactly one `:`, both parts non-empty,
-/// no `@`.
-pub fn parse_image_stream_tag_name(name: &str) -> Result<(&str, &str), ImageStreamTagNameError> {
-    if name.contains('@') {
-        return Err(ImageStreamTagNameError::ImageStreamImage {
-            name: name.to_owned(),
-        });
-    }
-    match name.split_once(':') {
-        Some((_, tag)) if tag.contains(':') => Err(ImageStreamTagNameError::Delimiter {
-            name: name.to_owned(),
-        }),
-        Some((stream, tag)) if stream.is_empty() || tag.is_empty() => {
-            Err(ImageStreamTagNameError::EmptyPart {
-                name: name.to_owned(),
-            })
-        }
-        Some(parts) => Ok(parts),
-        None => Err(ImageStreamTagNameError::Delimiter {
-            name: name.to_owned(),
-        }),
-    }
-}
+// ImageStreamTag names are split where every reader of them splits them.
+pub use crate::domain::image_name::{ImageStreamTagNameError, parse_image_stream_tag_name};
 
 /// Why a tag has no image to describe.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -847,11 +804,10 @@ fn alias_target(stream: &ImageStream, tag: &str) -> Option<String> {
             return None;
         }
         let name = from.name.as_deref().unwrap_or_default();
-        current = match name.split_once(':') {
-            Some((stream_name, _)) if stream_name != own_name => return None,
-            Some((_, "")) => "latest".to_owned(),
-            Some((_, next)) => next.to_owned(),
-            None => name.to_owned(),
+        current = match parse_tag_source_name(name) {
+            Ok((Some(stream_name), _)) if stream_name != own_name => return None,
+            Ok((_, next)) => next.to_owned(),
+            Err(_) => return None,
         };
     }
 }

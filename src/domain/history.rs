@@ -35,11 +35,12 @@ impl HistoryChange {
 /// | no history | `[event]` |
 /// | same reference, image and generation | nothing |
 /// | same reference and image, other generation | update the generation in place |
-/// | same reference (non-empty), other image | update image and generation in place |
-/// | same image (non-empty), other reference | update reference and generation in place |
+/// | same reference, other image | update image and generation in place |
+/// | same image, other reference | update reference and generation in place |
 /// | both differ | prepend |
 ///
-/// Then the history is cut to `max_history` entries (0 keeps everything), oldest dropped first.
+/// An empty `image` counts as an image like any other, as on OpenShift: a `reference: true` tag
+/// whose `from` changes keeps one entry, updated in place. Then the history is cut to `max_history` entries (0 keeps everything), oldest dropped first.
 pub fn record_tag_event(
     items: &mut Vec<TagEvent>,
     event: TagEvent,
@@ -60,11 +61,11 @@ pub fn record_tag_event(
                     current.generation = event.generation;
                     HistoryChange::UpdatedInPlace
                 }
-            } else if same_reference && !current.docker_image_reference.is_empty() {
+            } else if same_reference {
                 current.image = event.image;
                 current.generation = event.generation;
                 HistoryChange::UpdatedInPlace
-            } else if same_image && !current.image.is_empty() {
+            } else if same_image {
                 current.docker_image_reference = event.docker_image_reference;
                 current.generation = event.generation;
                 HistoryChange::UpdatedInPlace
@@ -226,13 +227,18 @@ mod tests {
                 HistoryChange::Prepended,
             ),
             (
-                "two reference-only entries with different references do not merge on their empty image",
+                // openshift-apiserver AddTagEventToImageStream: "" equals "" like any image.
+                "a reference-only entry whose reference changes is updated in place",
                 vec![event("nginx:1.24", "", 1, 0)],
                 event("nginx:1.25", "", 2, 10),
-                vec![
-                    event("nginx:1.25", "", 2, 10),
-                    event("nginx:1.24", "", 1, 0),
-                ],
+                vec![event("nginx:1.25", "", 2, 0)],
+                HistoryChange::UpdatedInPlace,
+            ),
+            (
+                "a reference-only event after an imported one is prepended",
+                vec![event("nginx@a", "a", 1, 0)],
+                event("nginx:1.25", "", 2, 10),
+                vec![event("nginx:1.25", "", 2, 10), event("nginx@a", "a", 1, 0)],
                 HistoryChange::Prepended,
             ),
         ];

@@ -16,6 +16,7 @@ use crate::api::image_stream::{
     ImageStreamSpec, ImageStreamStatus, TagImportPolicy, TagReference, TagReferencePolicy,
     TagSource,
 };
+use crate::domain::image_name::parse_tag_source_name;
 
 /// The tag `oc` imports when none is named.
 pub const DEFAULT_TAG: &str = "latest";
@@ -226,11 +227,10 @@ fn same_stream_tag(reference: &TagReference, stream: &str) -> Option<String> {
     if from.kind.as_deref() != Some("ImageStreamTag") || from.namespace.is_some() {
         return None;
     }
-    let name = from.name.as_deref()?;
-    match name.split_once(':') {
-        None => Some(name.to_owned()),
-        Some((other, tag)) if other == stream => Some(tag.to_owned()),
-        Some(_) => None,
+    match parse_tag_source_name(from.name.as_deref()?).ok()? {
+        (None, tag) => Some(tag.to_owned()),
+        (Some(other), tag) if other == stream => Some(tag.to_owned()),
+        (Some(_), _) => None,
     }
 }
 

@@ -2,7 +2,7 @@
 //! `.dockercfg` payloads become [`RegistryCredential`]s, and which of those serve an image, matched as
 //! the kubelet matches `imagePullSecrets`. Pure; no message or `Debug` output carries secret material.
 
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::fmt;
 
 use base64::Engine;
@@ -26,19 +26,28 @@ pub const MAX_PULL_SECRET_BYTES: usize = 1 << 20;
 /// key cannot blow up an Event.
 const MAX_KEY_IN_MESSAGE: usize = 256;
 
-/// The host every Docker Hub spelling is folded into; it is also the canonical host of Docker Hub
-/// image names.
-const DOCKER_HUB: &str = "docker.io";
+/// The canonical host of Docker Hub image names.
+const DOCKER_HUB: [&str; 2] = ["docker", "io"];
 
-/// Hosts that mean Docker Hub in a pull secret or an image name.
-const DOCKER_HUB_ALIASES: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+/// The legacy name of Docker Hub: an image written with it is on Docker Hub, and a pull-secret key
+/// with this host alone (`https://index.docker.io/v1/`, what `docker login` writes) is the
+/// kubelet's Docker Hub credential of last resort.
+const DOCKER_HUB_LEGACY: [&str; 3] = ["index", "docker", "io"];
 
-/// Go's `encoding/base64.StdEncoding`, as the kubelet decodes `auth`, but lenient about padding and
-/// trailing bits, which some secret generators get wrong.
-const AUTH_BASE64: GeneralPurpose = GeneralPurpose::new(
+/// Go's `encoding/base64.StdEncoding`, which the kubelet uses for an `auth` that ends in `=`:
+/// padding required, non-zero trailing bits allowed (Go's decoder is not strict).
+const AUTH_BASE64_PADDED: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new()
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Go's `encoding/base64.RawStdEncoding`, which the kubelet uses for any other `auth`: no padding.
+const AUTH_BASE64_UNPADDED: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
         .with_decode_allow_trailing_bits(true),
 );
 
@@ -239,8 +248,9 @@ impl PullSecret {
     ///
     /// As in the kubelet, a non-empty `auth` (base64 of `user:password`, split at the first `:`)
     /// replaces `username` and `password`; without it they are taken as written. `identitytoken` is
-    /// kept beside them. Field names match case-insensitively, as Go's JSON decoding does; other
-    /// fields (`email`, `registrytoken`, …) are ignored. Any malformed part fails the whole secret.
+    /// kept beside them. Field names match case-insensitively, as Go's JSON decoding does. `email`
+    /// must be a string, as in the kubelet, but is not used; other fields (`registrytoken`, …) are
+    /// ignored. Any malformed part fails the whole secret.
     pub fn parse(
         namespace: &str,
         name: &str,
@@ -354,6 +364,8 @@ fn parse_entry(
     let mut username = text("username")?;
     let mut password = text("password")?;
     let identity_token = Some(text("identitytoken")?).filter(|token| !token.is_empty());
+    // The kubelet decodes `email` as a string and fails the entry otherwise; it is not used.
+    text("email")?;
     let auth = text("auth")?;
     if !auth.is_empty() {
         (username, password) = decode_auth(secret, registry, &auth)?;
@@ -369,12 +381,19 @@ fn parse_entry(
     }))
 }
 
-/// Splits `auth` (base64 of `user:password`) into its two parts. Line breaks are skipped, as Go's
-/// decoder skips them.
+/// Splits `auth` (base64 of `user:password`) into its two parts, decoded as the kubelet decodes it:
+/// padded standard base64 when the value ends in `=` (surrounding white space aside), unpadded
+/// otherwise. Line breaks anywhere are skipped, as Go's decoder skips them; any other white space is
+/// an error.
 fn decode_auth(secret: &str, registry: &str, auth: &str) -> Result<(String, String), KeyringError> {
     let names = || (secret.to_owned(), shorten(registry));
+    let engine = if auth.trim().ends_with('=') {
+        &AUTH_BASE64_PADDED
+    } else {
+        &AUTH_BASE64_UNPADDED
+    };
     let compact: String = auth.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
-    let Ok(bytes) = AUTH_BASE64.decode(compact.trim()) else {
+    let Ok(bytes) = engine.decode(compact) else {
         let (secret, registry) = names();
         return Err(KeyringError::AuthNotBase64 { secret, registry });
     };
@@ -394,18 +413,24 @@ fn shorten(text: &str) -> String {
     super::text::shorten(text, MAX_KEY_IN_MESSAGE)
 }
 
-/// A registry key of a pull secret, normalised for matching: `host[:port][/path]`, where each host
-/// label may hold `*` globs.
+/// A registry key of a pull secret, normalised as the kubelet normalises it: `host[:port][/path]`,
+/// where each host label may hold `*` globs.
 ///
-/// Normalisation follows the kubelet: an `https://` or `http://` scheme is dropped, a leading `/v1/`
-/// or `/v2/` of the path is dropped (so `https://index.docker.io/v1/` is the host alone), as are
-/// trailing and repeated `/`. The host is lower-cased, and every Docker Hub spelling (`docker.io`,
-/// `index.docker.io`, `registry-1.docker.io`, without port) becomes `docker.io`.
+/// An `https://` or `http://` scheme is dropped, and so is a leading `/v1/` or `/v2/` of the path
+/// (`https://quay.io/v2/team` is `quay.io/team`, `https://index.docker.io/v1/` the host alone). The
+/// rest of the path is kept as written, a lone `/` aside, and matched as a plain string prefix:
+/// `quay.io/team` serves `quay.io/teamx/app` too, `quay.io/team/` only what lies below
+/// `quay.io/team/`. Docker Hub spellings are not folded: `docker.io` keys serve Docker Hub images,
+/// `index.docker.io` alone serves them only as a last resort (see [`Keyring::lookup`]), and
+/// `registry-1.docker.io` or `index.docker.io/<path>` keys serve no Docker Hub image, as in the
+/// kubelet. Unlike the kubelet, the scheme may be written in any case and the host is lower-cased,
+/// since host names are case-insensitive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryPattern {
     host: Vec<String>,
     port: Option<u16>,
-    path: Vec<String>,
+    /// Empty for a key that names a host alone, else the path from its leading `/`.
+    path: String,
 }
 
 impl RegistryPattern {
@@ -428,21 +453,24 @@ impl RegistryPattern {
         if path.contains(['?', '#', ' ', '\t', '@']) {
             return None;
         }
-        let path = ["/v1/", "/v2/"]
-            .iter()
-            .find_map(|api| path.strip_prefix(api))
-            .unwrap_or(path);
+        // `/v1/team` becomes `/team`: the kubelet drops three characters and keeps the slash.
+        let path = match path.get(..4) {
+            Some("/v1/" | "/v2/") => &path[3..],
+            _ => path,
+        };
+        let path = if path == "/" { "" } else { path };
         let (host, port) = split_authority(authority, true)?;
         Some(Self {
             host,
             port,
-            path: segments(path),
+            path: path.to_owned(),
         })
     }
 
-    /// Whether this key serves the image `image` (see [`Keyring::lookup`] for its form): label
-    /// counts equal and every host label matched by its glob, ports equal (no port matches only no
-    /// port), and the key's path a prefix of the image's path at a `/` boundary.
+    /// Whether this key serves the image `image` (see [`Keyring::lookup`] for its form) as the
+    /// kubelet matches a key: label counts equal and every host label matched by its glob, ports
+    /// equal (no port matches only no port), and the key's path a prefix of the image's path. The
+    /// Docker Hub last resort of `index.docker.io` keys is the keyring's, not the key's.
     pub fn matches(&self, image: &str) -> bool {
         ImageLocation::parse(image).is_some_and(|image| self.matches_location(&image))
     }
@@ -458,17 +486,10 @@ impl RegistryPattern {
             && image.path.starts_with(&self.path)
     }
 
-    /// How specific the key is; greater is more specific. Host characters that are not `*` count
-    /// first (an exact host beats any glob that matches the same host), then path depth (the
-    /// kubelet tries `quay.io/team` before `quay.io`). The kubelet gets the same effect from
-    /// sorting keys in reverse lexical order.
-    fn specificity(&self) -> (usize, usize) {
-        let literal = self
-            .host
-            .iter()
-            .map(|label| label.bytes().filter(|&b| b != b'*').count())
-            .sum();
-        (literal, self.path.len())
+    /// Whether this is the key the kubelet falls back to for Docker Hub images that no key
+    /// matches: `index.docker.io` with neither port nor path, as `docker login` writes it.
+    fn is_docker_hub_login(&self) -> bool {
+        self.port.is_none() && self.path.is_empty() && self.host == DOCKER_HUB_LEGACY
     }
 }
 
@@ -478,52 +499,97 @@ impl fmt::Display for RegistryPattern {
         if let Some(port) = self.port {
             write!(f, ":{port}")?;
         }
-        for segment in &self.path {
-            write!(f, "/{segment}")?;
-        }
-        Ok(())
+        f.write_str(&self.path)
     }
 }
 
-/// An image name taken apart for matching.
+/// An image name taken apart for matching, as the kubelet sees it once it has normalised the name:
+/// a Docker Hub short name (`nginx`, `bitnami/nginx`) is expanded, `index.docker.io` reads as
+/// `docker.io`, and a tag or digest is dropped.
 struct ImageLocation {
     host: Vec<String>,
     port: Option<u16>,
-    path: Vec<String>,
+    /// Empty, or the repository path from its leading `/`.
+    path: String,
 }
 
 impl ImageLocation {
     fn parse(image: &str) -> Option<Self> {
         let image = image.trim();
-        // A digest or tag is not part of the repository; drop it if the caller left it on.
         let image = image.split_once('@').map_or(image, |(name, _)| name);
-        let (authority, path) = match image.find('/') {
+        let (first, rest) = match image.find('/') {
             Some(slash) => image.split_at(slash),
             None => (image, ""),
         };
-        let path = match path.rfind(':') {
-            Some(colon) if !path[colon..].contains('/') => &path[..colon],
-            _ => path,
+        // As the Docker reference grammar decides, except that a lone component that looks like a
+        // host (`quay.io`, `localhost:5000`) is one, as the kubelet's own lookup reads it.
+        let names_registry = if rest.is_empty() {
+            let host = first.split_once(':').map_or(first, |(host, _)| host);
+            host.contains('.') || host == "localhost"
+        } else {
+            first.contains(['.', ':'])
+                || first == "localhost"
+                || first.bytes().any(|b| b.is_ascii_uppercase())
         };
-        let (host, port) = split_authority(authority, false)?;
-        Some(Self {
+        if !names_registry {
+            return Self::docker_hub_short_name(without_tag(image));
+        }
+        let (host, port) = split_authority(first, false)?;
+        let mut location = Self {
             host,
             port,
-            path: segments(path),
+            path: without_tag(rest).to_owned(),
+        };
+        if location.port.is_none() && location.host == DOCKER_HUB_LEGACY {
+            location.host = DOCKER_HUB.map(str::to_owned).to_vec();
+        }
+        if location.is_docker_hub()
+            && !location.path.is_empty()
+            && !location.path[1..].contains('/')
+        {
+            location.path = format!("/library{}", location.path);
+        }
+        Some(location)
+    }
+
+    /// `nginx` as `docker.io/library/nginx`, `bitnami/nginx` as `docker.io/bitnami/nginx`.
+    fn docker_hub_short_name(name: &str) -> Option<Self> {
+        let valid = !name.is_empty()
+            && !name.starts_with('/')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
+        if !valid {
+            return None;
+        }
+        let path = if name.contains('/') {
+            format!("/{name}")
+        } else {
+            format!("/library/{name}")
+        };
+        Some(Self {
+            host: DOCKER_HUB.map(str::to_owned).to_vec(),
+            port: None,
+            path,
         })
+    }
+
+    /// Whether the image is on Docker Hub.
+    fn is_docker_hub(&self) -> bool {
+        self.port.is_none() && self.host == DOCKER_HUB
     }
 }
 
-/// Non-empty `/`-separated segments of a path.
-fn segments(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|segment| !segment.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// A repository path without its `:tag`, if it has one.
+fn without_tag(path: &str) -> &str {
+    match path.rfind(':') {
+        Some(colon) if !path[colon..].contains('/') => &path[..colon],
+        _ => path,
+    }
 }
 
-/// Splits `host[:port]` (or `[ipv6][:port]`) into lower-cased host labels and the port, folding
-/// Docker Hub spellings into `docker.io`. `*` is accepted in labels only when `globs` is set.
+/// Splits `host[:port]` (or `[ipv6][:port]`) into lower-cased host labels and the port. `*` is
+/// accepted in labels only when `globs` is set.
 fn split_authority(authority: &str, globs: bool) -> Option<(Vec<String>, Option<u16>)> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (address, after) = rest.split_once(']')?;
@@ -563,11 +629,6 @@ fn split_authority(authority: &str, globs: bool) -> Option<(Vec<String>, Option<
         }
         Some(_) => return None,
     };
-    let host = if port.is_none() && DOCKER_HUB_ALIASES.contains(&host.join(".").as_str()) {
-        DOCKER_HUB.split('.').map(str::to_owned).collect()
-    } else {
-        host
-    };
     Some((host, port))
 }
 
@@ -600,8 +661,9 @@ fn label_matches(glob: &str, label: &str) -> bool {
 /// The credentials of one namespace's pull secrets, ready to be matched against image names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Keyring {
-    /// Entries most specific first, ties broken by pattern, namespace/secret name and key, so the
-    /// order does not depend on the order the secrets were listed in.
+    /// Entries in the kubelet's order: normalised keys in reverse lexical order (so `quay.io/team`
+    /// comes before `quay.io`, and `quay.io` before `*.io`), ties broken by namespace/secret name
+    /// and key as written, so the order does not depend on the order the secrets were listed in.
     entries: Vec<KeyringEntry>,
 }
 
@@ -611,18 +673,6 @@ struct KeyringEntry {
     key: String,
     pattern: RegistryPattern,
     credential: RegistryCredential,
-}
-
-impl KeyringEntry {
-    fn order(&self, other: &Self) -> Ordering {
-        other
-            .pattern
-            .specificity()
-            .cmp(&self.pattern.specificity())
-            .then_with(|| self.pattern.to_string().cmp(&other.pattern.to_string()))
-            .then_with(|| self.secret.cmp(&other.secret))
-            .then_with(|| self.key.cmp(&other.key))
-    }
 }
 
 impl Keyring {
@@ -642,7 +692,13 @@ impl Keyring {
                 })
             })
             .collect();
-        entries.sort_by(KeyringEntry::order);
+        entries.sort_by_cached_key(|entry| {
+            (
+                Reverse(entry.pattern.to_string()),
+                entry.secret.clone(),
+                entry.key.clone(),
+            )
+        });
         Self { entries }
     }
 
@@ -656,23 +712,35 @@ impl Keyring {
         self.entries.is_empty()
     }
 
-    /// Every credential whose key serves `image`, most specific key first; the caller tries them in
-    /// order, as the kubelet does. A credential that appears under several keys or secrets is
-    /// returned once, at its first place. Empty when none applies (pull anonymously).
+    /// Every credential whose key serves `image`, in the kubelet's order (see [`Keyring`]); the
+    /// caller tries them in order, as the kubelet does. When no key matches a Docker Hub image,
+    /// the `index.docker.io` keys (host alone, as `docker login` writes them) serve it, as in the
+    /// kubelet. A credential that appears under several keys or secrets is returned once, at its
+    /// first place. Empty when none applies (pull anonymously).
     ///
-    /// `image` is the canonical repository name, `host[:port]/path`, such as
-    /// `docker.io/library/nginx` or `127.0.0.1:5000/team/app`. Short Docker Hub names (`nginx`) are
-    /// not expanded: that is the reference parser's job. Any Docker Hub host spelling is accepted. A
-    /// trailing tag or digest is ignored. A name that cannot be taken apart matches nothing.
+    /// `image` is the repository name, canonically `host[:port]/path` such as
+    /// `docker.io/library/nginx` or `127.0.0.1:5000/team/app`. Docker Hub short names (`nginx`,
+    /// `bitnami/nginx`) and `index.docker.io` are read as the kubelet's name normalisation reads
+    /// them; `localhost/app` is the registry `localhost`, never Docker Hub. A trailing tag or digest
+    /// is ignored. A name that cannot be taken apart matches nothing.
     pub fn lookup(&self, image: &str) -> Vec<RegistryCredential> {
         let Some(image) = ImageLocation::parse(image) else {
             return Vec::new();
         };
+        let mut serving: Vec<&KeyringEntry> = self
+            .entries
+            .iter()
+            .filter(|entry| entry.pattern.matches_location(&image))
+            .collect();
+        if serving.is_empty() && image.is_docker_hub() {
+            serving = self
+                .entries
+                .iter()
+                .filter(|entry| entry.pattern.is_docker_hub_login())
+                .collect();
+        }
         let mut found: Vec<RegistryCredential> = Vec::new();
-        for entry in &self.entries {
-            if !entry.pattern.matches_location(&image) {
-                continue;
-            }
+        for entry in serving {
             let duplicate = found.iter().any(|seen| {
                 seen.username == entry.credential.username
                     && seen.password == entry.credential.password
@@ -860,7 +928,7 @@ mod tests {
             triples(&parsed),
             vec![triple("bob", "two", None), triple("alice", "one", None)]
         );
-        assert_eq!(parsed.entries[0].pattern.to_string(), "docker.io");
+        assert_eq!(parsed.entries[0].pattern.to_string(), "index.docker.io");
     }
 
     #[test]
@@ -1079,12 +1147,16 @@ mod tests {
             ("HTTP://Quay.IO/", Some("quay.io")),
             ("https://quay.io/v2/", Some("quay.io")),
             ("https://quay.io/v1/", Some("quay.io")),
-            ("quay.io/team//", Some("quay.io/team")),
+            // The kubelet keeps the path as written, a lone `/` aside.
+            ("quay.io/team/", Some("quay.io/team/")),
+            ("quay.io/team//", Some("quay.io/team//")),
             ("https://quay.io/v2/team", Some("quay.io/team")),
+            ("https://quay.io/v1//", Some("quay.io//")),
             ("quay.io/v1", Some("quay.io/v1")),
-            ("https://index.docker.io/v1/", Some("docker.io")),
-            ("index.docker.io", Some("docker.io")),
-            ("registry-1.docker.io/org", Some("docker.io/org")),
+            // Docker Hub spellings stay apart, as in the kubelet.
+            ("https://index.docker.io/v1/", Some("index.docker.io")),
+            ("index.docker.io", Some("index.docker.io")),
+            ("registry-1.docker.io/org", Some("registry-1.docker.io/org")),
             ("docker.io:443", Some("docker.io:443")),
             ("*.example.com", Some("*.example.com")),
             ("127.0.0.1:5000", Some("127.0.0.1:5000")),
@@ -1229,8 +1301,26 @@ mod tests {
             (
                 "example.com/team",
                 "example.com/teamx/app",
+                true,
+                "the path is a plain string prefix, as in the kubelet",
+            ),
+            (
+                "example.com/team/",
+                "example.com/teamx/app",
                 false,
-                "prefix only at a / boundary",
+                "a trailing / asks for a whole segment",
+            ),
+            (
+                "example.com/team/",
+                "example.com/team/app",
+                true,
+                "a trailing / serves what lies below",
+            ),
+            (
+                "example.com/team/",
+                "example.com/team",
+                false,
+                "a trailing / is part of the prefix",
             ),
             (
                 "example.com/team/app",
@@ -1265,8 +1355,8 @@ mod tests {
             (
                 "index.docker.io",
                 "docker.io/library/nginx",
-                true,
-                "index.docker.io is Docker Hub",
+                false,
+                "index.docker.io is only the keyring's last resort for Docker Hub",
             ),
             (
                 "docker.io",
@@ -1277,14 +1367,20 @@ mod tests {
             (
                 "registry-1.docker.io",
                 "docker.io/library/nginx",
-                true,
-                "registry-1 is Docker Hub",
+                false,
+                "registry-1 is another host to the kubelet",
             ),
             (
                 "https://index.docker.io/v1/",
                 "docker.io/library/nginx",
-                true,
-                "the docker login key",
+                false,
+                "the docker login key is only the keyring's last resort",
+            ),
+            (
+                "index.docker.io/myorg",
+                "docker.io/myorg/app",
+                false,
+                "an index.docker.io path key serves no Hub image, as in the kubelet",
             ),
             (
                 "docker.io",
@@ -1310,7 +1406,25 @@ mod tests {
                 false,
                 "Hub is not a subdomain glob",
             ),
-            ("quay.io", "nginx", false, "short names are not expanded"),
+            ("quay.io", "nginx", false, "a short name is on Docker Hub"),
+            (
+                "docker.io/library",
+                "nginx",
+                true,
+                "a short name is expanded as the kubelet's normalisation does",
+            ),
+            (
+                "docker.io/bitnami",
+                "bitnami/nginx:1.25",
+                true,
+                "a two-part short name is on Docker Hub too",
+            ),
+            (
+                "*",
+                "nginx",
+                false,
+                "a short name is never a one-label host",
+            ),
         ];
         for (key, image, matches, why) in cases {
             let pattern = RegistryPattern::parse(key).unwrap_or_else(|| panic!("{key}"));
@@ -1337,7 +1451,7 @@ mod tests {
     }
 
     #[test]
-    fn lookup_returns_the_most_specific_key_first_whatever_the_listing_order() {
+    fn lookup_returns_keys_in_the_kubelets_order_whatever_the_listing_order() {
         let secrets = vec![
             pull_secret(
                 "team-a",
@@ -1388,23 +1502,65 @@ mod tests {
     }
 
     #[test]
-    fn equally_specific_keys_in_one_secret_are_ordered_by_key() {
+    fn keys_are_tried_in_reverse_lexical_order_as_in_the_kubelets_index() {
+        // keyring.go BasicDockerKeyring.Add sorts its index in reverse, so a longer string
+        // comes first even where it is no more specific.
         let keyring = Keyring::new(
             "team-a",
             [pull_secret(
                 "team-a",
-                "hub",
+                "s",
                 json!({
-                    "index.docker.io": login("index"),
-                    "https://index.docker.io/v1/": login("login"),
-                    "docker.io": login("plain"),
+                    "quay.io/team": login("team"),
+                    "quay.io/teamx": login("teamx"),
+                    "quay.io": login("host"),
+                    "*.example.com": login("glob"),
+                    "x.*.com": login("middle-glob"),
                 }),
             )],
         );
         assert_eq!(
-            users(&keyring.lookup("docker.io/library/nginx")),
-            vec!["plain", "login", "index"]
+            users(&keyring.lookup("quay.io/teamx/app")),
+            vec!["teamx", "team", "host"]
         );
+        assert_eq!(
+            users(&keyring.lookup("x.example.com/app")),
+            vec!["middle-glob", "glob"]
+        );
+    }
+
+    #[test]
+    fn docker_login_keys_serve_docker_hub_only_when_no_key_matches() {
+        // keyring.go BasicDockerKeyring.Lookup: creds["index.docker.io"] only when nothing matched.
+        let hub = |auths: Value| Keyring::new("team-a", [pull_secret("team-a", "hub", auths)]);
+        let with_docker_io = hub(json!({
+            "index.docker.io": login("index"),
+            "https://index.docker.io/v1/": login("login"),
+            "docker.io": login("plain"),
+        }));
+        assert_eq!(
+            users(&with_docker_io.lookup("docker.io/library/nginx")),
+            vec!["plain"]
+        );
+        let login_only = hub(json!({
+            "index.docker.io": login("index"),
+            "https://index.docker.io/v1/": login("login"),
+            "quay.io": login("quay"),
+        }));
+        // Two keys that normalise alike are ordered by the key as written.
+        assert_eq!(
+            users(&login_only.lookup("docker.io/library/nginx")),
+            vec!["login", "index"]
+        );
+        assert_eq!(users(&login_only.lookup("nginx")), vec!["login", "index"]);
+        assert_eq!(users(&login_only.lookup("quay.io/app")), vec!["quay"]);
+        for elsewhere in [
+            "localhost/app",
+            "docker.io:5000/app",
+            "registry-1.docker.io/library/x",
+        ] {
+            assert!(login_only.lookup(elsewhere).is_empty(), "{elsewhere}");
+        }
     }
 
     #[test]

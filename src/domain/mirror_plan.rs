@@ -2,7 +2,7 @@
 //! ImageTagMirrorSet, and from it the ordered list of places to pull one image from (mirrors first, then
 //! the source unless it is fenced). Entries that cannot be used are reported on their object and skipped.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
 use kube::ResourceExt;
@@ -21,7 +21,7 @@ const SHOWN_MAX_CHARS: usize = 100;
 /// The canonical host of Docker Hub, which every Docker Hub spelling of a source is folded into.
 const DOCKER_HUB: &str = "docker.io";
 
-/// The three kinds of mirror object, in the order their entries are merged.
+/// The three kinds of mirror object, in the order their objects are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MirrorKind {
     /// `operator.openshift.io/v1alpha1` ImageContentSourcePolicy: digest mirrors, no source policy.
@@ -67,7 +67,9 @@ impl fmt::Display for MirrorKind {
 }
 
 /// One mirror object, by kind and name (all three kinds are cluster-scoped). Ordered by kind, then
-/// name: the order in which objects' mirror lists are merged.
+/// name: the order in which objects are read ("merge order"), which decides the object a mirror
+/// listed by several is credited to and the order a fence names its objects in. The merged order of
+/// the mirrors themselves does not depend on it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MirrorObjectRef {
     /// The object's kind.
@@ -120,6 +122,29 @@ pub enum ImportKind {
     ByDigest,
     /// A manifest by tag. Uses ImageTagMirrorSet.
     ByTag,
+}
+
+impl ImportKind {
+    /// The mirror kinds whose mirrors serve this kind of import.
+    pub fn mirror_kinds(self) -> &'static [MirrorKind] {
+        match self {
+            Self::ByDigest => &[
+                MirrorKind::ImageContentSourcePolicy,
+                MirrorKind::ImageDigestMirrorSet,
+            ],
+            Self::ByTag => &[MirrorKind::ImageTagMirrorSet],
+        }
+    }
+}
+
+impl fmt::Display for ImportKind {
+    /// `by digest` or `by tag`, as in "an import by tag".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ByDigest => "by digest",
+            Self::ByTag => "by tag",
+        })
+    }
 }
 
 /// Why one entry, or one mirror of an entry, of a mirror object is not used. The message names the
@@ -228,16 +253,46 @@ pub struct UnusableMirror {
     pub error: ReferenceError,
 }
 
+/// Why the source repository is left out of a plan: the most specific source, of any mirror kind,
+/// that matches the reference has an entry saying `NeverContactSource`. As OpenShift renders such a
+/// source for its nodes (a blocked registry), the fence holds for every pull through it, by digest
+/// and by tag, whichever kind of object set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFence {
+    /// The normalised source the fence is on (`quay.io/org`, `*.example.com`).
+    pub source: String,
+    /// The objects whose entries for that source say `NeverContactSource`, in merge order.
+    pub by: Vec<MirrorObjectRef>,
+}
+
+impl fmt::Display for SourceFence {
+    /// `quay.io/org is blocked by mirrorSourcePolicy NeverContactSource in ImageDigestMirrorSet/a`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let objects = self
+            .by
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        write!(
+            f,
+            "{} is blocked by mirrorSourcePolicy NeverContactSource in {objects}",
+            self.source
+        )
+    }
+}
+
 /// Where to pull one image from, in the order to try.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MirrorPlan {
     /// Mirrors first, merged across objects, then the source unless it is fenced. Empty only when the
-    /// source is fenced and no mirror could be applied to this reference.
+    /// source is fenced and no mirror of the import's kind could be applied to this reference.
     pub sources: Vec<PullSource>,
-    /// Whether some object said `NeverContactSource` for the matched source, so the source is absent.
-    pub source_fenced: bool,
-    /// The normalised source that matched (`docker.io/library/busybox`, `*.example.com`), if any.
+    /// The normalised source whose mirrors the plan uses (`docker.io/library/busybox`,
+    /// `*.example.com`), if a source of the import's kind matched.
     pub matched_source: Option<String>,
+    /// Why the source is not in the plan, when it is fenced.
+    pub fence: Option<SourceFence>,
     /// Mirrors that matched but could not be applied to this reference; they are not in `sources`.
     pub unusable_mirrors: Vec<UnusableMirror>,
 }
@@ -245,16 +300,31 @@ pub struct MirrorPlan {
 impl MirrorPlan {
     /// The plan when no mirror source matches: the source alone.
     pub fn source_only(reference: &ImageReference) -> Self {
-        Self {
-            sources: vec![PullSource {
+        Self::without_mirrors(reference, None)
+    }
+
+    /// The plan when no source of the import's kind matches: the source alone, or nothing when a
+    /// source of the other kind fences it.
+    fn without_mirrors(reference: &ImageReference, fence: Option<SourceFence>) -> Self {
+        let sources = match fence {
+            Some(_) => Vec::new(),
+            None => vec![PullSource {
                 reference: reference.clone(),
                 is_source: true,
                 from_object: None,
             }],
-            source_fenced: false,
+        };
+        Self {
+            sources,
             matched_source: None,
+            fence,
             unusable_mirrors: Vec::new(),
         }
+    }
+
+    /// Whether some object said `NeverContactSource` for the source, so it is not in the plan.
+    pub fn source_fenced(&self) -> bool {
+        self.fence.is_some()
     }
 
     /// The places that may serve the content behind an answer from place `answered` (a manifest
@@ -277,14 +347,14 @@ impl MirrorPlan {
 /// (a deleted object, or a source removed from it, is only in the old one), or compare the two plans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MirrorIndex {
-    by_digest: SourceTable,
-    by_tag: SourceTable,
+    sources: SourceTable,
     objects: BTreeMap<MirrorObjectRef, ObjectRecord>,
 }
 
 impl MirrorIndex {
-    /// Indexes every object. Input order does not matter: objects are merged by kind, then name.
-    /// Kubernetes keeps names unique per kind, so that order is total.
+    /// Indexes every object. Input order does not matter: objects are read by kind, then name
+    /// (Kubernetes keeps names unique per kind, so that order is total), and merged mirror lists
+    /// depend only on the lists, not on the order they come in.
     pub fn build<'a>(
         icsps: impl IntoIterator<Item = &'a ImageContentSourcePolicy>,
         idms: impl IntoIterator<Item = &'a ImageDigestMirrorSet>,
@@ -311,21 +381,30 @@ impl MirrorIndex {
         for (object, rules) in objects {
             index.add_object(object, &rules);
         }
+        index.sources.settle();
         index
     }
 
     /// The ordered places to pull `reference` from for an import of `kind`.
     ///
-    /// The longest matching source wins (exact sources before `*.domain` ones); every mirror listed
-    /// for it, by any object, replaces the matched prefix, in merge order and without duplicates; the
-    /// source comes last unless any object fenced it. With no matching source, the source alone.
+    /// The most specific source of the import's kind that matches supplies the mirrors (a longer
+    /// exact source before a shorter one, exact sources before `*.domain` ones); every mirror listed
+    /// for it, by any object, replaces the matched prefix, merged in the order the lists agree on and
+    /// without duplicates. The source comes last unless the most specific matching source of any
+    /// kind is fenced (see [`SourceFence`]). With no matching source, the source alone.
     pub fn plan(&self, reference: &ImageReference, kind: ImportKind) -> MirrorPlan {
-        let table = match kind {
-            ImportKind::ByDigest => &self.by_digest,
-            ImportKind::ByTag => &self.by_tag,
-        };
-        let Some((source_key, merged)) = table.best_match(reference) else {
-            return MirrorPlan::source_only(reference);
+        let matching = self.sources.matching(reference);
+        let fence = matching.first().and_then(|matched| {
+            (!matched.scope.fenced_by.is_empty()).then(|| SourceFence {
+                source: matched.key.to_owned(),
+                by: matched.scope.fenced_by.clone(),
+            })
+        });
+        let Some((matched, merged)) = matching
+            .iter()
+            .find_map(|matched| Some((matched, matched.scope.mirrors(kind)?)))
+        else {
+            return MirrorPlan::without_mirrors(reference, fence);
         };
 
         let mut sources = Vec::new();
@@ -334,7 +413,7 @@ impl MirrorIndex {
         // can never contact a fenced source or try it twice.
         let mut seen = BTreeSet::from([reference.canonical_name()]);
         for mirror in &merged.mirrors {
-            match reference.with_repository_prefix_replaced(source_key, &mirror.location) {
+            match reference.with_repository_prefix_replaced(&matched.replaced, &mirror.location) {
                 Ok(mirrored) => {
                     if seen.insert(mirrored.canonical_name()) {
                         sources.push(PullSource {
@@ -351,7 +430,7 @@ impl MirrorIndex {
                 }),
             }
         }
-        if !merged.fenced {
+        if fence.is_none() {
             sources.push(PullSource {
                 reference: reference.clone(),
                 is_source: true,
@@ -360,8 +439,8 @@ impl MirrorIndex {
         }
         MirrorPlan {
             sources,
-            source_fenced: merged.fenced,
-            matched_source: Some(source_key.to_owned()),
+            matched_source: Some(matched.key.to_owned()),
+            fence,
             unusable_mirrors,
         }
     }
@@ -388,21 +467,18 @@ impl MirrorIndex {
     }
 
     /// Whether `object` has a usable source that matches `reference`, so that its entries can change
-    /// the reference's plan. Import kinds are not distinguished: an import by tag also fetches
-    /// manifest-list children by digest, so every mirror kind can affect a tag.
+    /// the reference's plan. Import kinds are not distinguished: a fence holds for both kinds, and an
+    /// import by tag also fetches manifest-list children by digest.
     pub fn affects(&self, object: &MirrorObjectRef, reference: &ImageReference) -> bool {
         self.sources_of(object)
             .iter()
-            .any(|source| reference.matches_source_prefix(source))
+            .any(|source| source_matches(source, reference))
     }
 
     /// Checks one object's entries, records its problems and merges its usable entries into the
-    /// tables. Called in merge order.
+    /// table. Called in merge order.
     fn add_object(&mut self, object: MirrorObjectRef, rules: &[MirrorRule<'_>]) {
-        let table = match object.kind.import_kind() {
-            ImportKind::ByDigest => &mut self.by_digest,
-            ImportKind::ByTag => &mut self.by_tag,
-        };
+        let kind = object.kind.import_kind();
         let record = self.objects.entry(object.clone()).or_default();
         for (position, rule) in rules.iter().enumerate() {
             let field = format!("{}[{position}]", object.kind.entries_field());
@@ -410,7 +486,8 @@ impl MirrorIndex {
                 continue;
             };
             for key in &entry.source.keys {
-                table.merge(key, entry.source.wildcard, &entry, &object);
+                self.sources
+                    .merge(key, entry.source.wildcard, kind, &entry, &object);
                 if !record.sources.contains(key) {
                     record.sources.push(key.clone());
                 }
@@ -426,69 +503,241 @@ struct ObjectRecord {
     sources: Vec<String>,
 }
 
-/// The merged entries for one import kind, by normalised source.
+/// Every usable source, of every kind, by normalised source. Digest and tag entries for one source
+/// share its [`SourceScope`], as OpenShift renders them into one registries.conf entry: that is how a
+/// fence set by either kind holds for both.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct SourceTable {
     /// `host[:port][/path]` sources, looked up by each `/`-prefix of a reference's canonical name.
-    exact: BTreeMap<String, MergedSource>,
-    /// `*.domain[:port][/path]` sources, few in practice, so scanned.
-    wildcard: BTreeMap<String, MergedSource>,
+    exact: BTreeMap<String, SourceScope>,
+    /// `*.domain` sources, few in practice, so scanned.
+    wildcard: BTreeMap<String, SourceScope>,
+}
+
+/// A source that matches a reference, with what the matched part is.
+struct MatchedSource<'a> {
+    /// The normalised source.
+    key: &'a str,
+    /// The part of the reference's canonical name the source matched, in the form
+    /// [`ImageReference::with_repository_prefix_replaced`] takes: the key itself for an exact
+    /// source, the reference's registry (with its port) for a wildcard.
+    replaced: String,
+    scope: &'a SourceScope,
 }
 
 impl SourceTable {
-    fn merge(&mut self, key: &str, wildcard: bool, entry: &CheckedEntry, object: &MirrorObjectRef) {
+    fn merge(
+        &mut self,
+        key: &str,
+        wildcard: bool,
+        kind: ImportKind,
+        entry: &CheckedEntry,
+        object: &MirrorObjectRef,
+    ) {
         let map = if wildcard {
             &mut self.wildcard
         } else {
             &mut self.exact
         };
-        let merged = map.entry(key.to_owned()).or_default();
-        for location in &entry.mirrors {
-            if !merged
-                .mirrors
-                .iter()
-                .any(|known| &known.location == location)
-            {
-                merged.mirrors.push(IndexedMirror {
-                    location: location.clone(),
-                    from_object: object.clone(),
-                });
-            }
+        let scope = map.entry(key.to_owned()).or_default();
+        scope.mirrors_mut(kind).add(&entry.mirrors, object);
+        if entry.fenced && !scope.fenced_by.contains(object) {
+            scope.fenced_by.push(object.clone());
         }
-        merged.fenced |= entry.fenced;
     }
 
-    /// The source that governs `reference`: the longest exact source at a `/` boundary, else the most
-    /// specific (longest) wildcard source. Exact wins over wildcard because naming a host outright is
-    /// the more deliberate statement about it.
-    fn best_match(&self, reference: &ImageReference) -> Option<(&str, &MergedSource)> {
+    /// Puts every merged mirror list in its final order, once all objects are in.
+    fn settle(&mut self) {
+        for scope in self.exact.values_mut().chain(self.wildcard.values_mut()) {
+            for merged in [&mut scope.by_digest, &mut scope.by_tag]
+                .into_iter()
+                .flatten()
+            {
+                merged.settle();
+            }
+        }
+    }
+
+    /// The sources that match `reference`, most specific first: exact sources from the longest
+    /// (at `/` boundaries) to the shortest, then wildcard sources from the longest domain to the
+    /// shortest. Exact sources come first because naming a host outright is the more deliberate
+    /// statement about it.
+    fn matching(&self, reference: &ImageReference) -> Vec<MatchedSource<'_>> {
+        let mut found = Vec::new();
         let name = reference.canonical_name();
         let mut prefix = name.as_str();
         loop {
-            if let Some((key, merged)) = self.exact.get_key_value(prefix) {
-                return Some((key.as_str(), merged));
+            if let Some((key, scope)) = self.exact.get_key_value(prefix) {
+                found.push(MatchedSource {
+                    key,
+                    replaced: key.clone(),
+                    scope,
+                });
             }
             match prefix.rfind('/') {
                 Some(end) => prefix = &prefix[..end],
                 None => break,
             }
         }
-        self.wildcard
+        let mut wildcards: Vec<_> = self
+            .wildcard
             .iter()
-            .filter(|(key, _)| reference.matches_source_prefix(key))
-            // Ties in length go to the lexicographically first key, so the choice is stable.
-            .max_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| b.cmp(a)))
-            .map(|(key, merged)| (key.as_str(), merged))
+            .filter(|(key, _)| source_matches(key, reference))
+            .collect();
+        // Two different domains of equal length cannot both end a host name, so length decides.
+        wildcards.sort_by_key(|(key, _)| std::cmp::Reverse(key.len()));
+        found.extend(wildcards.into_iter().map(|(key, scope)| MatchedSource {
+            key,
+            replaced: reference.canonical_registry().to_owned(),
+            scope,
+        }));
+        found
     }
+}
+
+/// Whether a normalised source matches `reference`. An exact source matches the canonical name or
+/// a prefix of it at a `/` boundary (so `quay.io` never matches `quay.io:5000`); `*.domain` matches
+/// the registry of any subdomain of the domain, on any port, as containers-registries.conf(5) has it.
+fn source_matches(source: &str, reference: &ImageReference) -> bool {
+    let Some(domain) = source.strip_prefix("*.") else {
+        let name = reference.canonical_name();
+        return name
+            .strip_prefix(source)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    };
+    let registry = reference.canonical_registry();
+    // An IPv6 address has no domain to be a subdomain of.
+    if registry.starts_with('[') {
+        return false;
+    }
+    let host = registry
+        .split_once(':')
+        .map_or(registry, |(host, _port)| host);
+    host.strip_suffix(domain)
+        .and_then(|rest| rest.strip_suffix('.'))
+        .is_some_and(|label| !label.is_empty())
 }
 
 /// Everything every object said about one source.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct MergedSource {
-    /// In merge order, each location once.
+struct SourceScope {
+    /// ImageContentSourcePolicy and ImageDigestMirrorSet entries, if any object has one here.
+    by_digest: Option<MergedMirrors>,
+    /// ImageTagMirrorSet entries, if any object has one here.
+    by_tag: Option<MergedMirrors>,
+    /// The objects, of either kind, with an entry here that says `NeverContactSource`.
+    fenced_by: Vec<MirrorObjectRef>,
+}
+
+impl SourceScope {
+    /// The merged entries of `kind`, if there are any: an entry with no mirrors counts, and keeps a
+    /// broader source's mirrors of that kind away ("from the source only").
+    fn mirrors(&self, kind: ImportKind) -> Option<&MergedMirrors> {
+        match kind {
+            ImportKind::ByDigest => self.by_digest.as_ref(),
+            ImportKind::ByTag => self.by_tag.as_ref(),
+        }
+    }
+
+    fn mirrors_mut(&mut self, kind: ImportKind) -> &mut MergedMirrors {
+        match kind {
+            ImportKind::ByDigest => self.by_digest.get_or_insert_default(),
+            ImportKind::ByTag => self.by_tag.get_or_insert_default(),
+        }
+    }
+}
+
+/// The mirror lists of every entry of one kind for one source, merged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct MergedMirrors {
+    /// Each location once; in merge order once settled.
     mirrors: Vec<IndexedMirror>,
-    /// Whether any object said `NeverContactSource`.
-    fenced: bool,
+    /// Every entry's mirror list, in the order entries were read: the orders the merged list keeps
+    /// where they agree.
+    lists: Vec<Vec<String>>,
+}
+
+impl MergedMirrors {
+    fn add(&mut self, locations: &[String], object: &MirrorObjectRef) {
+        for location in locations {
+            if !self.mirrors.iter().any(|known| &known.location == location) {
+                self.mirrors.push(IndexedMirror {
+                    location: location.clone(),
+                    from_object: object.clone(),
+                });
+            }
+        }
+        if !locations.is_empty() {
+            self.lists.push(locations.to_vec());
+        }
+    }
+
+    fn settle(&mut self) {
+        let order = merge_in_relative_order(&self.lists);
+        self.mirrors.sort_by_key(|mirror| {
+            order
+                .iter()
+                .position(|location| *location == mirror.location)
+                .unwrap_or(usize::MAX)
+        });
+    }
+}
+
+/// Merges mirror lists into one that keeps the relative order of every list where they agree, as
+/// OpenShift merges them for its nodes: `[a,b,c]` and `[c,d,e]` give `a,b,c,d,e`, `[b,c]` and
+/// `[a,b]` give `a,b,c`. Mirrors that no list orders come by name; when lists conflict
+/// (`[a,b]` and `[b,a]`) the cycle is broken at the first mirror by name. The result depends on
+/// the lists only, never on the order they come in.
+fn merge_in_relative_order(lists: &[Vec<String>]) -> Vec<&str> {
+    let mut before: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut after: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for list in lists {
+        for location in list {
+            before.entry(location).or_default();
+            after.entry(location).or_default();
+        }
+        for pair in list.windows(2) {
+            if let [earlier, later] = pair
+                && earlier != later
+            {
+                after.entry(earlier).or_default().insert(later);
+                before.entry(later).or_default().insert(earlier);
+            }
+        }
+    }
+    let by_name: Vec<&str> = before.keys().copied().collect();
+    let mut ready: VecDeque<&str> = by_name
+        .iter()
+        .copied()
+        .filter(|location| before.get(location).is_none_or(BTreeSet::is_empty))
+        .collect();
+    let mut used: BTreeSet<&str> = BTreeSet::new();
+    let mut merged = Vec::with_capacity(by_name.len());
+    while merged.len() < by_name.len() {
+        let next = match ready.pop_front() {
+            Some(next) => next,
+            // Only cycles are left: the lists disagree. Any fixed choice keeps the result stable.
+            None => match by_name
+                .iter()
+                .copied()
+                .find(|location| !used.contains(location))
+            {
+                Some(next) => next,
+                None => break,
+            },
+        };
+        used.insert(next);
+        merged.push(next);
+        for later in after.get(next).into_iter().flatten() {
+            if let Some(waiting) = before.get_mut(later) {
+                waiting.remove(next);
+                if waiting.is_empty() && !used.contains(later) {
+                    ready.push_back(later);
+                }
+            }
+        }
+    }
+    merged
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -501,7 +750,7 @@ struct IndexedMirror {
 /// An entry that passed its checks.
 struct CheckedEntry {
     source: NormalisedSource,
-    /// Usable mirrors in the order written.
+    /// Usable mirrors in the order written, each once.
     mirrors: Vec<String>,
     fenced: bool,
 }
@@ -565,8 +814,11 @@ fn check_entry(
             });
             continue;
         }
-        // Repeats are dropped when entries are merged, with those of other entries and objects.
-        mirrors.push(location.normalised());
+        // A repeat within the entry adds nothing, and would read as a cycle in the merge order.
+        let normalised = location.normalised();
+        if !mirrors.contains(&normalised) {
+            mirrors.push(normalised);
+        }
     }
     if mirrors.is_empty() {
         problems.push(EntryProblem::NoUsableMirror {
@@ -595,23 +847,24 @@ struct NormalisedSource {
 impl NormalisedSource {
     fn parse(written: &str) -> Result<Self, String> {
         if let Some(rest) = written.strip_prefix('*') {
-            let Some(domain_and_path) = rest.strip_prefix('.') else {
+            let Some(domain) = rest.strip_prefix('.') else {
+                return Err("a wildcard source is written *.domain".to_owned());
+            };
+            // containers-registries.conf(5): a wildcard matches every port, and says nothing about
+            // repositories, so it may not carry either.
+            if domain.contains(['/', ':', '@']) {
                 return Err(
-                    "a wildcard source is written *.domain, optionally followed by :port and a \
-                     repository path"
+                    "a wildcard source is *.domain alone, with no port or repository path (it \
+                     matches the domain's hosts on every port)"
                         .to_owned(),
                 );
-            };
+            }
             // A stand-in label turns `*.domain` into a host the location checks accept; it is
             // stripped again below.
-            let location = Location::parse(&format!("x.{domain_and_path}"))?;
+            let location = Location::parse(&format!("x.{domain}"))?;
             let domain = &location.host["x.".len()..];
-            let key = match &location.path {
-                Some(path) => format!("*.{domain}/{path}"),
-                None => format!("*.{domain}"),
-            };
             return Ok(Self {
-                keys: vec![key],
+                keys: vec![format!("*.{domain}")],
                 wildcard: true,
             });
         }
@@ -657,9 +910,11 @@ struct Location {
 
 impl Location {
     /// Checks a location with the same grammar as image references (by parsing one), so that every
-    /// accepted source can match some reference and every accepted mirror can form one. The reasons
-    /// never quote the host, since a wildcard source arrives here with a stand-in label.
+    /// accepted source can match some reference and every accepted mirror can form one. Trailing
+    /// `/`s are dropped, as containers-registries.conf(5) does. The reasons never quote the host,
+    /// since a wildcard source arrives here with a stand-in label.
     fn parse(written: &str) -> Result<Self, String> {
+        let written = written.trim_end_matches('/');
         if written.is_empty() {
             return Err("it is empty".to_owned());
         }
@@ -709,9 +964,6 @@ impl Location {
                 canonical_name: None,
             });
         };
-        if path.is_empty() {
-            return Err("it ends with '/'".to_owned());
-        }
         match ImageReference::parse(&format!("{host}/{path}")) {
             Ok(reference) => Ok(Self {
                 canonical_name: Some(reference.canonical_name()),
@@ -877,7 +1129,7 @@ mod tests {
         assert!(plan.sources[0].is_source);
         assert_eq!(plan.sources[0].from_object, None);
         assert_eq!(plan.matched_source, None);
-        assert!(!plan.source_fenced);
+        assert!(!plan.source_fenced());
 
         let empty = MirrorIndex::default();
         assert_eq!(
@@ -1029,7 +1281,7 @@ mod tests {
     }
 
     #[test]
-    fn a_wildcard_source_matches_any_subdomain_but_not_the_domain_itself() {
+    fn a_wildcard_source_matches_any_subdomain_on_any_port_but_not_the_domain_itself() {
         let index = tag_index(&[itms(
             "w",
             &[allow("*.Example.com", &["mirror.local/example"])],
@@ -1051,10 +1303,15 @@ mod tests {
             ),
             ("example.com/app:1", vec!["example.com/app:1 (source)"]),
             ("aexample.com/app:1", vec!["aexample.com/app:1 (source)"]),
+            // The mirror replaces host and port alike.
             (
                 "a.example.com:5000/app:1",
-                vec!["a.example.com:5000/app:1 (source)"],
+                vec![
+                    "mirror.local/example/app:1",
+                    "a.example.com:5000/app:1 (source)",
+                ],
             ),
+            ("[::1]:5000/app:1", vec!["[::1]:5000/app:1 (source)"]),
         ];
         for (input, expected) in cases {
             assert_eq!(tag_plan(&index, input), expected, "{input}");
@@ -1070,7 +1327,6 @@ mod tests {
             &[
                 allow("*.example.com", &["wide.local"]),
                 allow("*.b.example.com", &["narrow.local"]),
-                allow("*.example.com/team/app", &["deep.local/app"]),
                 allow("a.example.com", &["exact.local"]),
             ],
         )]);
@@ -1081,10 +1337,6 @@ mod tests {
                     "exact.local/team/app:1",
                     "a.example.com/team/app:1 (source)",
                 ],
-            ),
-            (
-                "c.example.com/team/app:1",
-                vec!["deep.local/app:1", "c.example.com/team/app:1 (source)"],
             ),
             (
                 "c.b.example.com/x/y:1",
@@ -1101,25 +1353,7 @@ mod tests {
     }
 
     #[test]
-    fn equally_long_wildcards_are_decided_by_their_spelling_not_by_input_order() {
-        let entries = [
-            allow("*.example.com/xy", &["path.local"]),
-            allow("*.bb.example.com", &["host.local"]),
-        ];
-        let reversed = [entries[1], entries[0]];
-        for entries in [&entries[..], &reversed[..]] {
-            let index = tag_index(&[itms("w", entries)]);
-            let plan = index.plan(&reference("a.bb.example.com/xy/app:1"), ImportKind::ByTag);
-            assert_eq!(plan.matched_source.as_deref(), Some("*.bb.example.com"));
-            assert_eq!(
-                order(&plan),
-                ["host.local/xy/app:1", "a.bb.example.com/xy/app:1 (source)"]
-            );
-        }
-    }
-
-    #[test]
-    fn mirror_lists_for_one_source_merge_in_object_order_then_the_source() {
+    fn mirror_lists_for_one_source_merge_keeping_each_lists_order_then_the_source() {
         let index = MirrorIndex::build(
             &[icsp(
                 "b-first",
@@ -1141,8 +1375,8 @@ mod tests {
             &reference(&format!("quay.io/org/app@{DIGEST}")),
             ImportKind::ByDigest,
         );
-        // ICSP sorts before IDMS whatever the names: objects merge by kind, then name.
-        let expected: Vec<String> = ["c", "d", "e", "a", "b"]
+        // `[c,d,e]` and `[a,b,c]` agree on `a,b,c,d,e`, whichever object comes first.
+        let expected: Vec<String> = ["a", "b", "c", "d", "e"]
             .iter()
             .map(|mirror| format!("{mirror}.local/org/app@{DIGEST}"))
             .chain([format!("quay.io/org/app@{DIGEST} (source)")])
@@ -1153,14 +1387,16 @@ mod tests {
             .iter()
             .map(|pull| pull.from_object.as_ref().map(ToString::to_string))
             .collect();
+        // A mirror listed by several objects is credited to the first in merge order (ICSP before
+        // IDMS, then by name).
         assert_eq!(
             from,
             [
-                Some("ImageContentSourcePolicy/b-first".to_owned()),
-                Some("ImageContentSourcePolicy/b-first".to_owned()),
-                Some("ImageContentSourcePolicy/b-first".to_owned()),
                 Some("ImageDigestMirrorSet/a-second".to_owned()),
                 Some("ImageDigestMirrorSet/a-second".to_owned()),
+                Some("ImageContentSourcePolicy/b-first".to_owned()),
+                Some("ImageContentSourcePolicy/b-first".to_owned()),
+                Some("ImageContentSourcePolicy/b-first".to_owned()),
                 None,
             ]
         );
@@ -1244,7 +1480,7 @@ mod tests {
             &reference(&format!("quay.io/org/app@{DIGEST}")),
             ImportKind::ByDigest,
         );
-        assert!(plan.source_fenced);
+        assert!(plan.source_fenced());
         assert!(plan.sources.iter().all(|pull| !pull.is_source));
         assert_eq!(
             order(&plan),
@@ -1283,7 +1519,7 @@ mod tests {
             )],
             &[idms(
                 "digests",
-                &[never("quay.io/org", &["idms.local/org"])],
+                &[allow("quay.io/org", &["idms.local/org"])],
             )],
             &[itms("tags", &[allow("quay.io/org", &["itms.local/org"])])],
         );
@@ -1292,7 +1528,8 @@ mod tests {
             digest_plan(&index, &by_digest),
             [
                 format!("icsp.local/org/app@{DIGEST}"),
-                format!("idms.local/org/app@{DIGEST}")
+                format!("idms.local/org/app@{DIGEST}"),
+                format!("{by_digest} (source)"),
             ]
         );
         assert_eq!(
@@ -1315,10 +1552,128 @@ mod tests {
             tag_plan(&digest_only, "quay.io/org/app:v1"),
             ["quay.io/org/app:v1 (source)"]
         );
-        let tag_only = tag_index(&[itms("tags", &[never("quay.io/org", &["itms.local/org"])])]);
+        let tag_only = tag_index(&[itms("tags", &[allow("quay.io/org", &["itms.local/org"])])]);
         assert_eq!(
             digest_plan(&tag_only, &by_digest),
             [format!("{by_digest} (source)")]
+        );
+    }
+
+    #[test]
+    fn never_contact_source_on_a_digest_mirror_set_blocks_imports_by_tag_too() {
+        let fence = idms("fence", &[never("quay.io/org", &["idms.local/org"])]);
+        let fenced_by = [MirrorObjectRef::from(&fence)];
+        let tag_sets: [(&str, Vec<ImageTagMirrorSet>, Vec<&str>); 4] = [
+            // No tag mirror: nothing may serve a tag, and the plan says why.
+            ("no tag mirrors", vec![], vec![]),
+            (
+                "tag mirrors for the fenced source",
+                vec![itms("tags", &[allow("quay.io/org", &["itms.local/org"])])],
+                vec!["itms.local/org/app:v1"],
+            ),
+            (
+                "tag mirrors for a broader source",
+                vec![itms("tags", &[allow("quay.io", &["itms.local"])])],
+                vec!["itms.local/org/app:v1"],
+            ),
+            // A more specific source that does not fence lifts the fence, as the longest source
+            // governs.
+            (
+                "tag mirrors for a more specific source",
+                vec![itms(
+                    "tags",
+                    &[allow("quay.io/org/app", &["itms.local/app"])],
+                )],
+                vec!["itms.local/app:v1", "quay.io/org/app:v1 (source)"],
+            ),
+        ];
+        for (case, tag_sets, expected) in tag_sets {
+            let index = MirrorIndex::build(&[], [&fence], &tag_sets);
+            let plan = index.plan(&reference("quay.io/org/app:v1"), ImportKind::ByTag);
+            assert_eq!(order(&plan), expected, "{case}");
+            let fenced = !expected.iter().any(|place| place.ends_with("(source)"));
+            let expected_fence = fenced.then(|| SourceFence {
+                source: "quay.io/org".to_owned(),
+                by: fenced_by.to_vec(),
+            });
+            assert_eq!(plan.fence, expected_fence, "{case}");
+        }
+
+        let index = MirrorIndex::build(&[], [&fence], []);
+        let plan = index.plan(&reference("quay.io/org/app:v1"), ImportKind::ByTag);
+        assert!(plan.sources.is_empty());
+        assert_eq!(plan.matched_source, None);
+        assert_eq!(
+            plan.fence.map(|fence| fence.to_string()).as_deref(),
+            Some(
+                "quay.io/org is blocked by mirrorSourcePolicy NeverContactSource in \
+                 ImageDigestMirrorSet/fence"
+            )
+        );
+        // Repositories outside the fenced source are untouched.
+        assert_eq!(
+            tag_plan(&index, "quay.io/organisation/app:v1"),
+            ["quay.io/organisation/app:v1 (source)"]
+        );
+    }
+
+    #[test]
+    fn never_contact_source_on_a_tag_mirror_set_blocks_imports_by_digest_too() {
+        let by_digest = format!("quay.io/org/app@{DIGEST}");
+        let fence = itms("fence", &[never("quay.io/org", &["itms.local/org"])]);
+        let index = MirrorIndex::build(&[], &[], [&fence]);
+        let plan = index.plan(&reference(&by_digest), ImportKind::ByDigest);
+        assert_eq!(order(&plan), [] as [String; 0]);
+        assert_eq!(
+            plan.fence,
+            Some(SourceFence {
+                source: "quay.io/org".to_owned(),
+                by: vec![MirrorObjectRef::from(&fence)],
+            })
+        );
+
+        // Digest mirrors serve the digest; the source stays out.
+        let index = MirrorIndex::build(
+            &[icsp("legacy", &[("quay.io/org", &["icsp.local/org"])])],
+            &[idms(
+                "digests",
+                &[allow("quay.io/org", &["idms.local/org"])],
+            )],
+            [&fence],
+        );
+        assert_eq!(
+            digest_plan(&index, &by_digest),
+            [
+                format!("icsp.local/org/app@{DIGEST}"),
+                format!("idms.local/org/app@{DIGEST}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_fence_names_every_object_that_set_it_in_merge_order() {
+        let index = MirrorIndex::build(
+            &[icsp("legacy", &[("quay.io/org", &["icsp.local/org"])])],
+            &[
+                idms("z-digests", &[never("quay.io/org", &["z.local/org"])]),
+                idms("a-digests", &[never("quay.io/org", &["a.local/org"])]),
+            ],
+            &[itms("tags", &[never("quay.io/org", &["t.local/org"])])],
+        );
+        let plan = index.plan(&reference("quay.io/org/app:v1"), ImportKind::ByTag);
+        assert_eq!(order(&plan), ["t.local/org/app:v1"]);
+        let by: Vec<String> = plan
+            .fence
+            .iter()
+            .flat_map(|fence| fence.by.iter().map(ToString::to_string))
+            .collect();
+        assert_eq!(
+            by,
+            [
+                "ImageDigestMirrorSet/a-digests",
+                "ImageDigestMirrorSet/z-digests",
+                "ImageTagMirrorSet/tags"
+            ]
         );
     }
 
@@ -1381,8 +1736,7 @@ mod tests {
                 "spec.repositoryDigestMirrors[3]: none of the mirrors listed for source \
                  \"ghcr.io/team\" is usable; the entry is skipped",
                 "spec.repositoryDigestMirrors[4]: source \"*example.com\" is not usable: a \
-                 wildcard source is written *.domain, optionally followed by :port and a \
-                 repository path; the entry is skipped",
+                 wildcard source is written *.domain; the entry is skipped",
             ]
         );
         let reasons: Vec<_> = index
@@ -1447,7 +1801,7 @@ mod tests {
             ),
             ("quay.io/org:v1", "it names a tag"),
             ("quay.io:port/org", "its registry host is not a host name"),
-            ("quay.io/", "it ends with '/'"),
+            ("/", "it is empty"),
             (
                 "quay.io//org",
                 "repository path \"/org\" is not '/'-separated",
@@ -1458,7 +1812,15 @@ mod tests {
             ),
             (
                 "*.example.com/Team",
-                "repository path \"Team\" must be lower-case",
+                "a wildcard source is *.domain alone, with no port or repository path",
+            ),
+            (
+                "*.example.com/team",
+                "a wildcard source is *.domain alone, with no port or repository path",
+            ),
+            (
+                "*.example.com:5000",
+                "a wildcard source is *.domain alone, with no port or repository path",
             ),
         ];
         for (source, expected) in cases {
@@ -1611,19 +1973,17 @@ mod tests {
         assert_eq!(forward, backward);
 
         let by_digest = format!("quay.io/org/app@{DIGEST}");
-        let expected: Vec<String> = ["m", "z", "a", "b"]
+        // Only `[a, m]` orders two of them; the others come by name.
+        let expected: Vec<String> = ["a", "b", "z", "m"]
             .iter()
             .map(|mirror| format!("{mirror}.local/org/app@{DIGEST}"))
             .collect();
         assert_eq!(digest_plan(&forward, &by_digest), expected);
         assert_eq!(digest_plan(&backward, &by_digest), expected);
+        // The fence of ImageDigestMirrorSet/b holds for tags as well.
         assert_eq!(
             tag_plan(&backward, "quay.io/org/app:v1"),
-            [
-                "x.local/org/app:v1",
-                "y.local/org/app:v1",
-                "quay.io/org/app:v1 (source)"
-            ]
+            ["x.local/org/app:v1", "y.local/org/app:v1"]
         );
     }
 

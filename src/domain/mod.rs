@@ -1,7 +1,10 @@
 //! Pure domain rules: no Kubernetes client, no HTTP, no tokio I/O. Everything here is tested with plain
-//! unit tests.
+//! unit tests. Among them, [`trigger_annotation`] parses and validates the `image.openshift.io/triggers`
+//! annotation (its field-path grammar and decoder) over the wire type in [`crate::api::triggers`].
 
 pub mod backoff;
+#[cfg(test)]
+mod conformance;
 pub mod credential;
 pub mod deployment_config;
 pub mod describe_text;
@@ -23,5 +26,6 @@ pub mod stream_status;
 pub mod tag_need;
 pub mod tag_source;
 pub mod text;
+pub mod trigger_annotation;
 pub mod trigger_edit;
 pub mod trigger_resolution;

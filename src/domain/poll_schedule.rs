@@ -1,16 +1,32 @@
 //! When each distinct registry tag is asked next. Every tracked tag has a fixed phase in the import
 //! interval (from a hash of what it is, so phases spread evenly and stay put); a periodic tag is
 //! asked once per interval at its phase, a tag someone needs an answer for is asked now, a tag
-//! whose ask failed transiently is retried after a backoff or the registry's `Retry-After`, and no
-//! host has more asks in flight than its budget, and a push notification asks at once, at most once
-//! per window. Time is passed in, never read, so the whole schedule is tested with made-up
-//! instants.
+//! whose ask failed transiently is retried after a backoff or the registry's `Retry-After` — never
+//! later than the interval's [`recovery_bound`] — and no host has more asks in flight than its
+//! budget, and a push notification asks at once, at most once per window. Time is passed in,
+//! never read, so the whole schedule is tested with made-up instants.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::backoff::Backoff;
+
+/// The shortest recovery bound, whatever the interval: a failing registry is not asked again
+/// more often than every 15–30 s (its host's backoff, see `registry::limits`), and one that is back
+/// is noticed within 30 s.
+pub const RECOVERY_FLOOR: Duration = Duration::from_secs(30);
+
+/// The longest wait before a transient failure is retried (a tag's or a registry host's), however
+/// long the interval.
+pub const LONGEST_RETRY: Duration = Duration::from_secs(300);
+
+/// How long after a registry's return from an outage every tag tracked from it has been asked
+/// again: one import interval, and never less than [`RECOVERY_FLOOR`]. A retry after a transient
+/// failure, and a registry's `Retry-After`, never wait longer.
+pub fn recovery_bound(interval: Duration) -> Duration {
+    interval.max(RECOVERY_FLOOR)
+}
 
 /// The schedule's name for one distinct tag.
 pub type TagId = u64;
@@ -53,6 +69,8 @@ struct Entry {
 #[derive(Debug)]
 pub struct PollSchedule {
     interval: Duration,
+    /// The interval's [`recovery_bound`]: the longest wait of a retry.
+    recovery: Duration,
     epoch: Instant,
     retry: Backoff,
     per_host: usize,
@@ -67,10 +85,12 @@ pub struct PollSchedule {
 
 impl PollSchedule {
     /// An empty schedule for `interval`, with phases counted from `epoch`, transient failures
-    /// retried after `retry`, and at most `per_host` asks in flight on one registry host.
+    /// retried after `retry` (at most the interval's [`recovery_bound`]), and at most `per_host`
+    /// asks in flight on one registry host.
     pub fn new(interval: Duration, epoch: Instant, retry: Backoff, per_host: usize) -> Self {
         Self {
             interval: interval.max(Duration::from_millis(1)),
+            recovery: recovery_bound(interval),
             epoch,
             retry,
             per_host: per_host.max(1),
@@ -243,7 +263,7 @@ impl PollSchedule {
 
     /// Records how the ask of `id` started at its flight ended at `now`, and schedules the next:
     /// at once when someone asked for a newer answer meanwhile; after the backoff (or the
-    /// registry's wait) after a transient failure; else, if the tag is periodic, at the first
+    /// registry's wait), at most the recovery bound, after a transient failure; else, if the tag is periodic, at the first
     /// phase at least nine tenths of an interval after the ask started — one interval later in
     /// steady state, at most 1.9 intervals after an ask off the phase.
     pub fn finish(&mut self, id: TagId, outcome: AskOutcome, now: Instant) {
@@ -267,9 +287,10 @@ impl PollSchedule {
             AskOutcome::Transient { retry_after } => {
                 let backoff = self.retry.delay(entry.failures);
                 entry.failures = entry.failures.saturating_add(1);
-                // The registry's own wait is honoured as asked; a plain backoff never pushes a
-                // periodic tag past its next phase.
-                let retry_at = now + retry_after.unwrap_or(backoff);
+                // The registry's own wait is honoured up to the recovery bound (where the host's
+                // limits cut it too), so a registry that is back is asked within the bound; a
+                // plain backoff never pushes a periodic tag past its next phase either.
+                let retry_at = now + retry_after.unwrap_or(backoff).min(self.recovery);
                 Some(match retry_after {
                     None if periodic => retry_at.min(self.next_slot(phase, now, gap)),
                     _ => retry_at,
@@ -479,7 +500,7 @@ mod tests {
     }
 
     #[test]
-    fn transient_failures_back_off_and_a_registry_wait_is_honoured_as_asked() {
+    fn transient_failures_back_off_and_a_registry_wait_is_honoured_up_to_the_recovery_bound() {
         let t0 = Instant::now();
         let mut s = schedule(t0);
         s.track(1, host(), at_phase(50));
@@ -494,23 +515,106 @@ mod tests {
             now = due;
         }
         assert_eq!(waits, [5, 10, 20, 40]);
-        assert_eq!(s.take_due(now, 10), vec![1]);
-        s.finish(
-            1,
-            AskOutcome::Transient {
-                retry_after: Some(secs(600)),
-            },
-            now,
-        );
-        assert_eq!(s.next_due(), Some(now + secs(600)));
+        // A wait within the bound (60 s here) is honoured as asked, a longer one cut to it.
+        for (asked, waited) in [(45, 45), (600, 60), (3600, 60)] {
+            assert_eq!(s.take_due(now, 10), vec![1]);
+            s.finish(
+                1,
+                AskOutcome::Transient {
+                    retry_after: Some(secs(asked)),
+                },
+                now,
+            );
+            assert_eq!(s.next_due(), Some(now + secs(waited)), "{asked} s asked");
+            now += secs(waited);
+        }
         // Success resets the backoff.
-        now += secs(600);
         assert_eq!(s.take_due(now, 10), vec![1]);
         s.finish(1, AskOutcome::Answered, now);
         s.want(1, now, now);
         assert_eq!(s.take_due(now, 10), vec![1]);
         s.finish(1, AskOutcome::Transient { retry_after: None }, now);
         assert_eq!(s.next_due(), Some(now + secs(5)));
+    }
+
+    #[test]
+    fn the_recovery_bound_is_one_interval_and_never_less_than_thirty_seconds() {
+        for (interval, bound) in [(1, 30), (15, 30), (30, 30), (60, 60), (900, 900)] {
+            assert_eq!(recovery_bound(secs(interval)), secs(bound), "{interval} s");
+        }
+    }
+
+    #[test]
+    fn retries_of_a_failing_tag_never_wait_longer_than_the_recovery_bound() {
+        let cases: [(u64, &[u64]); 3] = [
+            (15, &[5, 10, 20, 30, 30, 30, 30, 30]),
+            (60, &[5, 10, 20, 40, 60, 60, 60, 60]),
+            (900, &[5, 10, 20, 40, 80, 160, 300, 300]),
+        ];
+        for (interval, expected) in cases {
+            let t0 = Instant::now();
+            let mut s =
+                PollSchedule::new(secs(interval), t0, Backoff::new(secs(5), LONGEST_RETRY), 8);
+            // Not periodic: no phase pulls the retry earlier.
+            s.track(1, host(), at_phase(0));
+            let mut now = t0;
+            s.want(1, now, now);
+            let mut waits = Vec::new();
+            for _ in 0..expected.len() {
+                assert_eq!(s.take_due(now, 10), vec![1]);
+                s.finish(1, AskOutcome::Transient { retry_after: None }, now);
+                let due = s.next_due().unwrap();
+                waits.push(due.duration_since(now).as_secs());
+                now = due;
+            }
+            assert_eq!(waits, expected, "{interval} s interval");
+        }
+    }
+
+    /// A tag failing every ask until the registry returns at `returns`, answered after: when its
+    /// first ask after the return starts. Each failure carries `wait` as the registry's (or its
+    /// host's backoff's) wait.
+    fn first_ask_after_return(
+        interval: Duration,
+        returns: Duration,
+        periodic: bool,
+        wait: Option<Duration>,
+    ) -> Duration {
+        let t0 = Instant::now();
+        let mut s = PollSchedule::new(interval, t0, Backoff::new(secs(5), LONGEST_RETRY), 8);
+        s.track(1, host(), at_phase(7));
+        s.set_periodic(1, periodic, t0);
+        s.want(1, t0, t0);
+        loop {
+            let now = s.next_due().expect("a failing tag is always due again");
+            assert_eq!(s.take_due(now, 10), vec![1]);
+            let back = now.duration_since(t0) >= returns;
+            if back {
+                s.finish(1, AskOutcome::Answered, now);
+                return now.duration_since(t0) - returns;
+            }
+            s.finish(1, AskOutcome::Transient { retry_after: wait }, now);
+        }
+    }
+
+    #[test]
+    fn after_an_outage_a_tag_is_asked_within_the_recovery_bound_of_the_registry_return() {
+        for interval in [secs(15), secs(60)] {
+            for outage in [secs(60), secs(600)] {
+                for periodic in [false, true] {
+                    // No wait given; the longest backoff of a registry host (the old 5 minutes);
+                    // an hour's Retry-After.
+                    for wait in [None, Some(secs(300)), Some(secs(3600))] {
+                        let late = first_ask_after_return(interval, outage, periodic, wait);
+                        assert!(
+                            late <= recovery_bound(interval),
+                            "{interval:?} interval, {outage:?} outage, periodic {periodic}, \
+                             wait {wait:?}: asked {late:?} after the return"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@ use thiserror::Error;
 
 /// The canonical name of Docker Hub, used for mirror sources and credentials.
 const DOCKER_HUB: &str = "docker.io";
+/// A host name OpenShift takes for a registry even without a `.` or a port.
+const LOCALHOST: &str = "localhost";
 /// The legacy name of Docker Hub, which Docker treats as `docker.io`.
 const DOCKER_HUB_LEGACY: &str = "index.docker.io";
 /// The host that serves Docker Hub's registry API.
@@ -43,7 +45,8 @@ pub enum ReferenceError {
         /// The reference as written.
         input: String,
     },
-    /// Nothing names a repository: the reference is only a registry, a tag or a digest.
+    /// Nothing names a repository: the reference is only a registry (`quay.io`, `localhost:5000`),
+    /// a tag or a digest.
     #[error("image reference {input:?} names no repository")]
     MissingRepository {
         /// The reference as written.
@@ -59,6 +62,19 @@ pub enum ReferenceError {
         input: String,
         /// The registry part as written.
         registry: String,
+    },
+    /// The registry's port is not a number from 1 to 65535 (`localhost:0`, `127.0.0.1:99999`).
+    #[error(
+        "port {port:?} of registry {registry:?} in image reference {input:?} is not a number from \
+         1 to 65535"
+    )]
+    PortOutOfRange {
+        /// The reference as written.
+        input: String,
+        /// The registry part as written.
+        registry: String,
+        /// The port as written.
+        port: String,
     },
     /// The repository path contains upper-case letters.
     #[error("repository {repository:?} in image reference {input:?} must be lower-case")]
@@ -198,7 +214,9 @@ impl ImageReference {
     /// Parses a reference with the full Docker grammar: `[host[:port]/]path[:tag][@digest]`, where the
     /// host is a DNS name, `localhost` or a bracketed IPv6 address. A first path segment is the host
     /// only when it contains `.` or `:` or is `localhost`, as in Docker; registry hosts are
-    /// case-insensitive.
+    /// case-insensitive. A name without `/` that has a `.` or starts with `localhost` is a registry
+    /// alone, as OpenShift reads it, and is rejected for naming no repository. A port must be 1 to
+    /// 65535.
     pub fn parse(input: &str) -> Result<Self, ReferenceError> {
         let parts = WrittenParts::split(input)?;
         parts.check()?;
@@ -462,7 +480,7 @@ fn split_port(registry: &str) -> (&str, Option<&str>) {
 
 /// Docker's rule for telling a registry from the first path segment.
 fn is_registry_host_like(segment: &str) -> bool {
-    segment.contains(['.', ':']) || segment == "localhost" || segment.starts_with('[')
+    segment.contains(['.', ':']) || segment == LOCALHOST || segment.starts_with('[')
 }
 
 /// A DNS label as Docker's grammar has it: letters, digits and inner dashes.
@@ -532,8 +550,34 @@ fn is_registry(registry: &str) -> bool {
     }
 }
 
+/// A port as the grammar has it: one or more digits. Its range is checked on its own, so that an
+/// out-of-range port gets an error saying so.
 fn is_port(port: &str) -> bool {
     !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether a port is one a registry can listen on. Docker's grammar takes any digits; a port of 0 or
+/// above 65535 could only fail later, at connection time, with a less helpful error.
+fn is_port_in_range(port: &str) -> bool {
+    port.parse::<u16>().is_ok_and(|port| port != 0)
+}
+
+/// Checks the registry part: its grammar, then the range of its port.
+fn check_registry(registry: &str, input: impl Fn() -> String) -> Result<(), ReferenceError> {
+    if !is_registry(registry) {
+        return Err(ReferenceError::InvalidRegistry {
+            input: input(),
+            registry: shown(registry),
+        });
+    }
+    match split_port(registry) {
+        (_, Some(port)) if !is_port_in_range(port) => Err(ReferenceError::PortOutOfRange {
+            input: input(),
+            registry: shown(registry),
+            port: shown(port),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`, in ASCII (oci-client's `\w` would also take Unicode letters).
@@ -602,11 +646,8 @@ impl<'a> WrittenParts<'a> {
         if self.path.is_empty() {
             return Err(ReferenceError::MissingRepository { input: input() });
         }
-        if let Some(registry) = self.registry.filter(|registry| !is_registry(registry)) {
-            return Err(ReferenceError::InvalidRegistry {
-                input: input(),
-                registry: shown(registry),
-            });
+        if let Some(registry) = self.registry {
+            check_registry(registry, input)?;
         }
         if self.path.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(ReferenceError::UppercaseRepository {
@@ -639,7 +680,20 @@ impl<'a> WrittenParts<'a> {
                 digest: shown(digest),
             });
         }
+        if self.names_only_a_registry() {
+            return Err(ReferenceError::MissingRepository { input: input() });
+        }
         Ok(())
+    }
+
+    /// OpenShift's rule (library-go `reference.Parse`) for a name without `/`: with a `.`, or
+    /// starting with `localhost`, it is a registry (`quay.io`, `localhost:5000`), not a Docker Hub
+    /// image, so nothing names a repository. Docker would pull `docker.io/library/quay.io` instead;
+    /// OpenShift is followed because this parser reads what OpenShift's users wrote for it.
+    fn names_only_a_registry(&self) -> bool {
+        self.registry.is_none()
+            && !self.path.contains('/')
+            && (self.path.contains('.') || self.path.starts_with(LOCALHOST))
     }
 
     fn is_docker_hub(&self) -> bool {
@@ -699,6 +753,101 @@ impl<'a> WrittenParts<'a> {
             },
             ParseError::ReferenceInvalidFormat => ReferenceError::InvalidFormat { input },
         }
+    }
+}
+
+/// What the conformance tables (`domain::conformance`) compare a parse against, so that each row
+/// states one exact outcome: the parts the reference was split into, or the error variant with the
+/// part it names. The echoed input is left out; every row would only repeat it.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::fmt::Debug;
+
+    use super::{ImageReference, ReferenceError};
+
+    /// A parse outcome: `T` is the table's view of a parsed reference.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(crate) enum Outcome<T> {
+        Parsed(T),
+        Rejected(Rejection),
+    }
+
+    /// A [`ReferenceError`] of the parser without the echoed input.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub(crate) enum Rejection {
+        Empty,
+        ContainsWhitespace,
+        MissingRepository,
+        /// The registry as written.
+        InvalidRegistry(String),
+        /// The registry and the port as written.
+        PortOutOfRange(String, String),
+        /// The repository path as written.
+        UppercaseRepository(String),
+        /// The repository path as written.
+        InvalidRepository(String),
+        /// The length counted.
+        NameTooLong(usize),
+        /// The tag as written.
+        InvalidTag(String),
+        /// The digest as written.
+        InvalidDigest(String),
+        InvalidFormat,
+        /// An error only mirroring produces; a parse never should.
+        NotAParseError(ReferenceError),
+    }
+
+    impl From<ReferenceError> for Rejection {
+        fn from(error: ReferenceError) -> Self {
+            use ReferenceError as E;
+            match error {
+                E::Empty => Self::Empty,
+                E::ContainsWhitespace { .. } => Self::ContainsWhitespace,
+                E::MissingRepository { .. } => Self::MissingRepository,
+                E::InvalidRegistry { registry, .. } => Self::InvalidRegistry(registry),
+                E::PortOutOfRange { registry, port, .. } => Self::PortOutOfRange(registry, port),
+                E::UppercaseRepository { repository, .. } => Self::UppercaseRepository(repository),
+                E::InvalidRepository { repository, .. } => Self::InvalidRepository(repository),
+                E::NameTooLong { length, .. } => Self::NameTooLong(length),
+                E::InvalidTag { tag, .. } => Self::InvalidTag(tag),
+                E::InvalidDigest { digest, .. } => Self::InvalidDigest(digest),
+                E::InvalidFormat { .. } => Self::InvalidFormat,
+                other => Self::NotAParseError(other),
+            }
+        }
+    }
+
+    /// Parses `input` and views the result through `view`.
+    pub(crate) fn outcome<T>(input: &str, view: impl Fn(&ImageReference) -> T) -> Outcome<T> {
+        match ImageReference::parse(input) {
+            Ok(reference) => Outcome::Parsed(view(&reference)),
+            Err(error) => Outcome::Rejected(error.into()),
+        }
+    }
+
+    /// Checks every row and fails once, listing every row that disagrees, so one run shows the whole
+    /// picture of a ported table.
+    pub(crate) fn assert_table<T: Debug + PartialEq>(
+        table: &str,
+        rows: &[(String, Outcome<T>)],
+        view: impl Fn(&ImageReference) -> T,
+    ) {
+        let mismatches: Vec<String> = rows
+            .iter()
+            .filter_map(|(input, expected)| {
+                let actual = outcome(input, &view);
+                (actual != *expected).then(|| {
+                    format!("  {input:?}\n    expected {expected:?}\n    got      {actual:?}")
+                })
+            })
+            .collect();
+        assert!(
+            mismatches.is_empty(),
+            "{table}: {} of {} rows disagree:\n{}",
+            mismatches.len(),
+            rows.len(),
+            mismatches.join("\n")
+        );
     }
 }
 
@@ -780,8 +929,10 @@ mod tests {
             (format!("localhost:5000/a/b:c@{sha512}"), Some("localhost:5000"), "localhost:5000", "localhost:5000", "a/b", Some("c"), Some(sha512)),
             ("Quay.IO/org/repo".into(), Some("Quay.IO"), "quay.io", "quay.io", "org/repo", None, None),
             ("DOCKER.IO/nginx".into(), Some("DOCKER.IO"), "registry-1.docker.io", "docker.io", "library/nginx", None, None),
-            // Docker reads a lone `host:5000` as the image `host` with tag `5000`.
-            ("test.com:5000".into(), None, "registry-1.docker.io", "docker.io", "library/test.com", Some("5000"), None),
+            // A lone name without `.` is a Docker Hub image, so `:5000` is its tag.
+            ("registry:5000".into(), None, "registry-1.docker.io", "docker.io", "library/registry", Some("5000"), None),
+            ("localhost:1/x".into(), Some("localhost:1"), "localhost:1", "localhost:1", "x", None, None),
+            ("localhost:65535/x".into(), Some("localhost:65535"), "localhost:65535", "localhost:65535", "x", None, None),
             ("b.gcr.io/test.example.com/my-app:test.example.com".into(), Some("b.gcr.io"), "b.gcr.io", "b.gcr.io", "test.example.com/my-app", Some("test.example.com"), None),
             ("my_host.local/x".into(), Some("my_host.local"), "my_host.local", "my_host.local", "x", None, None),
             ("a/b__c.d---e_f".into(), None, "registry-1.docker.io", "docker.io", "a/b__c.d---e_f", None, None),
@@ -849,6 +1000,17 @@ mod tests {
             (s("a/b..c"), InvalidRepository { input: s("a/b..c"), repository: s("a/b..c") }),
             (s("a/b___c"), InvalidRepository { input: s("a/b___c"), repository: s("a/b___c") }),
             (s("a:b:c"), InvalidRepository { input: s("a:b:c"), repository: s("a:b") }),
+            // OpenShift (library-go) reads a lone name with a `.`, or starting with `localhost`, as
+            // a registry; Docker would pull `docker.io/library/test.com:5000`.
+            (s("test.com:5000"), MissingRepository { input: s("test.com:5000") }),
+            (s("quay.io"), MissingRepository { input: s("quay.io") }),
+            (s("localhost"), MissingRepository { input: s("localhost") }),
+            (s("localhost:5000"), MissingRepository { input: s("localhost:5000") }),
+            (s("127.0.0.1:99999/a/b"), PortOutOfRange { input: s("127.0.0.1:99999/a/b"), registry: s("127.0.0.1:99999"), port: s("99999") }),
+            (s("localhost:0/x"), PortOutOfRange { input: s("localhost:0/x"), registry: s("localhost:0"), port: s("0") }),
+            (s("localhost:65536/x"), PortOutOfRange { input: s("localhost:65536/x"), registry: s("localhost:65536"), port: s("65536") }),
+            (s("[::1]:70000/x"), PortOutOfRange { input: s("[::1]:70000/x"), registry: s("[::1]:70000"), port: s("70000") }),
+            (s("host.example:18446744073709551617/x"), PortOutOfRange { input: s("host.example:18446744073709551617/x"), registry: s("host.example:18446744073709551617"), port: s("18446744073709551617") }),
             (s("ngïnx"), InvalidRepository { input: s("ngïnx"), repository: s("ngïnx") }),
         ];
         for (input, expected) in cases {
@@ -914,6 +1076,13 @@ mod tests {
             .to_string();
         assert!(
             message.contains("\"UPPER\"") && message.contains("lower-case"),
+            "{message}"
+        );
+        let message = ImageReference::parse("127.0.0.1:99999/a/b")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("\"99999\"") && message.contains("1 to 65535"),
             "{message}"
         );
     }
@@ -1187,35 +1356,288 @@ mod tests {
         );
     }
 
-    fn valid_reference() -> impl Strategy<Value = String> {
-        let registry = prop_oneof![
-            Just(None),
-            Just(Some("docker.io".to_owned())),
-            Just(Some("index.docker.io".to_owned())),
-            Just(Some("localhost".to_owned())),
-            Just(Some("localhost:5000".to_owned())),
-            Just(Some("registry:5000".to_owned())),
-            Just(Some("127.0.0.1:5000".to_owned())),
-            Just(Some("[::1]:5000".to_owned())),
-            "[a-zA-Z][a-z0-9-]{0,8}[a-z0-9]\\.[a-z]{2,5}(:[0-9]{1,5})?".prop_map(Some),
-        ];
-        let component = "[a-z0-9]{1,5}((\\.|_|__|-+)[a-z0-9]{1,5}){0,2}";
-        let path = proptest::collection::vec(component, 1..4).prop_map(|parts| parts.join("/"));
-        let tag = proptest::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}");
-        let digest = proptest::option::of("[0-9a-f]{64}");
-        (registry, path, tag, digest).prop_map(|(registry, path, tag, digest)| {
-            let mut reference = match registry {
+    /// A reference built from valid parts, with the parts it must parse into.
+    #[derive(Debug, Clone)]
+    struct Built {
+        input: String,
+        registry: Option<String>,
+        path: String,
+        tag: Option<String>,
+        digest: Option<String>,
+    }
+
+    impl Built {
+        fn assemble(
+            registry: Option<&str>,
+            path: &str,
+            tag: Option<&str>,
+            digest: Option<&str>,
+        ) -> String {
+            let mut input = match registry {
                 Some(registry) => format!("{registry}/{path}"),
-                None => path,
+                None => path.to_owned(),
             };
             if let Some(tag) = tag {
-                reference.push_str(&format!(":{tag}"));
+                input.push(':');
+                input.push_str(tag);
             }
-            if let Some(hex) = digest {
-                reference.push_str(&format!("@sha256:{hex}"));
+            if let Some(digest) = digest {
+                input.push('@');
+                input.push_str(digest);
             }
-            reference
+            input
+        }
+
+        fn new(
+            registry: Option<String>,
+            path: String,
+            tag: Option<String>,
+            digest: Option<String>,
+        ) -> Self {
+            let input = Self::assemble(
+                registry.as_deref(),
+                &path,
+                tag.as_deref(),
+                digest.as_deref(),
+            );
+            Self {
+                input,
+                registry,
+                path,
+                tag,
+                digest,
+            }
+        }
+
+        /// The same reference with other parts, as written.
+        fn with(&self, registry: Option<&str>, path: &str, tag: Option<&str>) -> String {
+            Self::assemble(registry, path, tag, self.digest.as_deref())
+        }
+
+        /// Docker Hub when no registry or a Docker Hub spelling without a port was written.
+        fn expected_registry(&self) -> String {
+            match self.registry.as_deref().map(str::to_ascii_lowercase) {
+                None => DOCKER_HUB.to_owned(),
+                Some(registry) if registry == DOCKER_HUB_LEGACY => DOCKER_HUB.to_owned(),
+                Some(registry) => registry,
+            }
+        }
+
+        fn expected_repository(&self) -> String {
+            if self.expected_registry() == DOCKER_HUB && !self.path.contains('/') {
+                format!("{DOCKER_HUB_OFFICIAL_PREFIX}{}", self.path)
+            } else {
+                self.path.clone()
+            }
+        }
+    }
+
+    /// A port from 1 to 65535, the ends drawn on purpose.
+    fn any_valid_port() -> impl Strategy<Value = u16> {
+        prop_oneof![4 => 1u16..=65535, 1 => Just(1u16), 1 => Just(65535u16)]
+    }
+
+    /// Registries of every kind the grammar has, with ports only in 1..=65535.
+    fn valid_registry() -> impl Strategy<Value = Option<String>> {
+        let port = || {
+            proptest::option::of(any_valid_port()).prop_map(|port| match port {
+                Some(port) => format!(":{port}"),
+                None => String::new(),
+            })
+        };
+        prop_oneof![
+            3 => Just(None),
+            1 => prop_oneof![Just("docker.io"), Just("index.docker.io"), Just("Docker.IO")]
+                .prop_map(|registry| Some(registry.to_owned())),
+            1 => port().prop_map(|port| Some(format!("localhost{port}"))),
+            1 => ("[a-z][a-z0-9-]{0,8}[a-z0-9]", any_valid_port())
+                .prop_map(|(host, port)| Some(format!("{host}:{port}"))),
+            3 => ("[a-zA-Z][a-zA-Z0-9-]{0,8}[a-zA-Z0-9](\\.[a-z0-9]{1,5}){1,2}", port())
+                .prop_map(|(host, port)| Some(format!("{host}{port}"))),
+            1 => (any::<[u8; 4]>(), port()).prop_map(|(ip, port)| {
+                Some(format!("{}.{}.{}.{}{port}", ip[0], ip[1], ip[2], ip[3]))
+            }),
+            1 => (prop_oneof![Just("[::1]"), Just("[2001:db8::1]"), Just("[FE80::1]")], port())
+                .prop_map(|(host, port)| Some(format!("{host}{port}"))),
+        ]
+    }
+
+    /// A path component: `[a-z0-9]` runs joined by `.`, `_`, `__` or dashes. Without a registry
+    /// the first component has no `.`, or Docker would take it for a host.
+    const COMPONENT: &str = "[a-z0-9]{1,5}((\\.|_|__|-{1,3})[a-z0-9]{1,5}){0,2}";
+    const DOTLESS_COMPONENT: &str = "[a-z0-9]{1,5}((_|__|-{1,3})[a-z0-9]{1,5}){0,2}";
+
+    fn built_reference() -> impl Strategy<Value = Built> {
+        valid_registry().prop_flat_map(|registry| {
+            let first = if registry.is_some() {
+                COMPONENT
+            } else {
+                DOTLESS_COMPONENT
+            };
+            let path =
+                (first, proptest::collection::vec(COMPONENT, 0..3)).prop_map(|(first, rest)| {
+                    std::iter::once(first)
+                        .chain(rest)
+                        .collect::<Vec<_>>()
+                        .join("/")
+                });
+            // The longest tag (128) is drawn on purpose: a uniform length would rarely reach it.
+            let tag = proptest::option::of(prop_oneof![
+                4 => "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
+                1 => "[A-Za-z0-9_][A-Za-z0-9_.-]{127}",
+            ]);
+            let digest = proptest::option::of(prop_oneof![
+                "[0-9a-f]{64}".prop_map(|hex| format!("sha256:{hex}")),
+                "[0-9a-f]{128}".prop_map(|hex| format!("sha512:{hex}")),
+            ]);
+            (Just(registry), path, tag, digest)
+                .prop_map(|(registry, path, tag, digest)| Built::new(registry, path, tag, digest))
         })
+    }
+
+    /// One part of a valid reference broken in one way.
+    #[derive(Debug, Clone)]
+    enum Break {
+        /// An upper-case letter at the start of path component `n` (modulo their number).
+        UppercaseComponent(usize),
+        /// Path component `n` made invalid: a trailing dash, a leading underscore, or empty.
+        BadComponent(usize, u8),
+        /// The tag replaced by one outside the grammar.
+        BadTag(String),
+        /// The digest replaced by one that is not sha256/sha512 in lower-case hex.
+        BadDigest(String),
+        /// The registry replaced by a host whose port is 0 or above 65535.
+        PortOutOfRange(String, u64),
+        /// Whitespace inserted at byte `n` (modulo the length).
+        Whitespace(usize, char),
+        /// A lone name that OpenShift reads as a registry, maybe with a tag or port: `quay.io:5000`,
+        /// `localhost:1`.
+        RegistryOnly(String, Option<String>),
+    }
+
+    fn a_break() -> impl Strategy<Value = Break> {
+        let bad_tag = prop_oneof![
+            Just(String::new()),
+            "[.-][A-Za-z0-9_.-]{0,20}",
+            "[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}[!#$%&'()*+,;<=>?^`{|}~é][a-z]{0,3}",
+            "[A-Za-z0-9_]{129,140}",
+        ];
+        let upper_case_hex = ("[0-9a-f]{63}", "[A-F]", any::<prop::sample::Index>()).prop_map(
+            |(mut hex, upper, at)| {
+                hex.insert_str(at.index(hex.len() + 1), &upper);
+                format!("sha256:{hex}")
+            },
+        );
+        let bad_digest = prop_oneof![
+            Just(String::new()),
+            "sha256:[0-9a-f]{1,63}",
+            "sha256:[0-9a-f]{65,70}",
+            upper_case_hex,
+            "(md5|sha384|sha1):[0-9a-f]{64}",
+            "[0-9a-f]{64}",
+            "sha512:[0-9a-f]{64}",
+        ];
+        let port_out_of_range = prop_oneof![
+            Just(0u64),
+            Just(65536u64),
+            65536u64..=999_999,
+            65536u64..=u64::MAX
+        ];
+        prop_oneof![
+            any::<usize>().prop_map(Break::UppercaseComponent),
+            (any::<usize>(), 0u8..3).prop_map(|(n, how)| Break::BadComponent(n, how)),
+            bad_tag.prop_map(Break::BadTag),
+            bad_digest.prop_map(Break::BadDigest),
+            (
+                "[a-z]{1,8}\\.example|localhost|\\[::1\\]",
+                port_out_of_range
+            )
+                .prop_map(|(host, port)| Break::PortOutOfRange(host, port)),
+            (
+                any::<usize>(),
+                prop_oneof![Just(' '), Just('\t'), Just('\n')]
+            )
+                .prop_map(|(n, c)| Break::Whitespace(n, c)),
+            (
+                "[a-z0-9]{1,8}(\\.[a-z0-9]{1,8}){1,2}|localhost[a-z0-9]{0,5}",
+                proptest::option::of("[A-Za-z0-9_][A-Za-z0-9_.-]{0,10}"),
+            )
+                .prop_map(|(registry, tag)| Break::RegistryOnly(registry, tag)),
+        ]
+    }
+
+    /// The broken reference and the error the parser must give for it.
+    fn broken(built: &Built, broken: &Break) -> (String, test_support::Rejection) {
+        use test_support::Rejection as R;
+        let registry = built.registry.as_deref();
+        let components: Vec<&str> = built.path.split('/').collect();
+        let tag = built.tag.as_deref();
+        let replace_component = |n: usize, with: String| {
+            let mut components: Vec<String> = components.iter().map(|c| (*c).to_owned()).collect();
+            let at = n % components.len();
+            components[at] = with;
+            components.join("/")
+        };
+        match broken {
+            Break::UppercaseComponent(n) => {
+                let component = components[n % components.len()];
+                let path = replace_component(*n, format!("Q{component}"));
+                (
+                    built.with(registry, &path, tag),
+                    R::UppercaseRepository(shown(&path)),
+                )
+            }
+            Break::BadComponent(n, how) => {
+                let component = components[n % components.len()];
+                let bad = match how {
+                    0 => format!("{component}-"),
+                    1 => format!("_{component}"),
+                    _ => String::new(),
+                };
+                let path = replace_component(*n, bad);
+                let input = built.with(registry, &path, tag);
+                // An empty first component without a registry leaves a path starting with `/`,
+                // and a lone empty component leaves no path at all.
+                let rejection = if path.is_empty() {
+                    if registry.is_some() {
+                        R::MissingRepository
+                    } else {
+                        // `:tag` / `@digest` / `` alone.
+                        match (tag, &built.digest) {
+                            (None, None) => R::Empty,
+                            _ => R::MissingRepository,
+                        }
+                    }
+                } else {
+                    R::InvalidRepository(shown(&path))
+                };
+                (input, rejection)
+            }
+            Break::BadTag(bad) => (
+                built.with(registry, &built.path, Some(bad)),
+                R::InvalidTag(shown(bad)),
+            ),
+            Break::BadDigest(bad) => (
+                Built::assemble(registry, &built.path, tag, Some(bad)),
+                R::InvalidDigest(shown(bad)),
+            ),
+            Break::PortOutOfRange(host, port) => {
+                let registry = format!("{host}:{port}");
+                (
+                    built.with(Some(&registry), &built.path, tag),
+                    R::PortOutOfRange(registry, port.to_string()),
+                )
+            }
+            Break::Whitespace(n, c) => {
+                let mut input = built.input.clone();
+                input.insert(n % (input.len() + 1), *c);
+                (input, R::ContainsWhitespace)
+            }
+            Break::RegistryOnly(registry, tag) => (
+                Built::assemble(None, registry, tag.as_deref(), None),
+                R::MissingRepository,
+            ),
+        }
     }
 
     /// Strings built from the tokens references are made of, so many of them are valid.
@@ -1249,13 +1671,27 @@ mod tests {
         }
 
         #[test]
-        fn parse_never_panics_on_reference_like_strings(
-            input in "[a-zA-Z0-9:/@._\\[\\]-]{0,80}"
+        fn a_reference_built_from_valid_parts_parses_into_those_parts(built in built_reference()) {
+            let reference = ImageReference::parse(&built.input)
+                .map_err(|error| TestCaseError::fail(format!("{}: {error}", built.input)))?;
+            prop_assert_eq!(reference.as_str(), built.input.as_str());
+            prop_assert_eq!(reference.registry_as_written(), built.registry.as_deref());
+            prop_assert_eq!(reference.repository_as_written(), built.path.as_str());
+            prop_assert_eq!(reference.canonical_registry(), built.expected_registry());
+            prop_assert_eq!(reference.repository(), built.expected_repository());
+            prop_assert_eq!(reference.tag(), built.tag.as_deref());
+            prop_assert_eq!(reference.digest(), built.digest.as_deref());
+            prop_assert!(reference.matches_source_prefix(&reference.canonical_name()));
+        }
+
+        #[test]
+        fn a_reference_with_one_broken_part_is_rejected_naming_that_part(
+            built in built_reference(),
+            broken_part in a_break(),
         ) {
-            if let Ok(reference) = ImageReference::parse(&input) {
-                prop_assert_eq!(reference.to_string(), input.clone());
-                prop_assert!(reference.matches_source_prefix(&reference.canonical_name()));
-            }
+            let (input, expected) = broken(&built, &broken_part);
+            let outcome = ImageReference::parse(&input).map_err(test_support::Rejection::from);
+            prop_assert_eq!(outcome, Err(expected), "{:?}", input);
         }
 
         /// Our own checks exist only to name the bad part; they may reject more than oci-client only
@@ -1272,7 +1708,9 @@ mod tests {
                         ReferenceError::UppercaseRepository { .. }
                             | ReferenceError::InvalidDigest { .. }
                             | ReferenceError::NameTooLong { .. }
-                    ),
+                            | ReferenceError::PortOutOfRange { .. }
+                    ) || (matches!(error, ReferenceError::MissingRepository { .. })
+                        && !input.contains('/')),
                     "{} accepted by oci-client, rejected with {:?}", input, error
                 ),
                 (Err(_), Ok(_)) => prop_assert!(input.starts_with('['), "{}", input),
@@ -1288,9 +1726,10 @@ mod tests {
 
         #[test]
         fn with_digest_round_trips_to_the_same_registry_and_repository(
-            input in valid_reference(),
+            built in built_reference(),
             hex in "[0-9a-f]{64}",
         ) {
+            let input = built.input;
             let reference = ImageReference::parse(&input)
                 .map_err(|error| TestCaseError::fail(format!("{input}: {error}")))?;
             let digest = format!("sha256:{hex}");
@@ -1305,8 +1744,9 @@ mod tests {
 
         #[test]
         fn mirroring_onto_the_canonical_name_itself_names_the_same_image(
-            input in valid_reference(),
+            built in built_reference(),
         ) {
+            let input = built.input;
             let reference = ImageReference::parse(&input)
                 .map_err(|error| TestCaseError::fail(format!("{input}: {error}")))?;
             let canonical = reference.canonical_name();

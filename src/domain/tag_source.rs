@@ -8,6 +8,7 @@ use crate::api::image_stream::{
     REFERENCE_POLICY_SOURCE, TagEvent, TagReference,
 };
 use crate::domain::history::ImportFailure;
+use crate::domain::image_name::{DigestPrefix, parse_image_source_name, parse_tag_source_name};
 
 /// How many hops a chain of tags may take before it is treated as a cycle.
 const MAX_CHAIN: usize = 16;
@@ -29,7 +30,7 @@ pub enum TagSource {
     StreamImage {
         namespace: String,
         stream: String,
-        digest: String,
+        digest: DigestPrefix,
     },
 }
 
@@ -62,16 +63,13 @@ pub fn tag_source(
     match from.kind.as_deref().unwrap_or_default() {
         KIND_DOCKER_IMAGE => Ok(TagSource::DockerImage { name }),
         KIND_IMAGE_STREAM_TAG => {
-            let (source_stream, source_tag) = match name.split_once(':') {
-                Some((s, t)) => (s.to_owned(), t.to_owned()),
-                None => (stream.to_owned(), name.clone()),
-            };
-            if source_stream.is_empty() || source_tag.is_empty() || source_tag.contains(':') {
-                return Err(invalid(format!(
-                    "tag {:?}: ImageStreamTag {name:?} is not `<tag>` or `<stream>:<tag>`",
+            let (source_stream, source_tag) = parse_tag_source_name(&name).map_err(|e| {
+                invalid(format!(
+                    "tag {:?}: ImageStreamTag is not `<tag>` or `<stream>:<tag>`: {e}",
                     tag.name
-                )));
-            }
+                ))
+            })?;
+            let source_stream = source_stream.unwrap_or(stream);
             if tag.is_scheduled() {
                 return Err(invalid(format!(
                     "tag {:?}: importPolicy.scheduled is only valid on DockerImage tags",
@@ -79,28 +77,24 @@ pub fn tag_source(
                 )));
             }
             if source_namespace == namespace && source_stream == stream {
-                Ok(TagSource::SameStreamTag { tag: source_tag })
+                Ok(TagSource::SameStreamTag {
+                    tag: source_tag.to_owned(),
+                })
             } else {
                 Ok(TagSource::OtherStreamTag {
                     namespace: source_namespace,
-                    stream: source_stream,
-                    tag: source_tag,
+                    stream: source_stream.to_owned(),
+                    tag: source_tag.to_owned(),
                 })
             }
         }
         KIND_IMAGE_STREAM_IMAGE => {
-            let Some((source_stream, digest)) = name.split_once('@') else {
-                return Err(invalid(format!(
-                    "tag {:?}: ImageStreamImage {name:?} is not `<stream>@<digest>`",
+            let (source_stream, digest) = parse_image_source_name(&name).map_err(|e| {
+                invalid(format!(
+                    "tag {:?}: ImageStreamImage is not `<stream>@<digest>` or `<digest>`: {e}",
                     tag.name
-                )));
-            };
-            if source_stream.is_empty() || digest.is_empty() {
-                return Err(invalid(format!(
-                    "tag {:?}: ImageStreamImage {name:?} is not `<stream>@<digest>`",
-                    tag.name
-                )));
-            }
+                ))
+            })?;
             if tag.is_scheduled() {
                 return Err(invalid(format!(
                     "tag {:?}: importPolicy.scheduled is only valid on DockerImage tags",
@@ -109,8 +103,8 @@ pub fn tag_source(
             }
             Ok(TagSource::StreamImage {
                 namespace: source_namespace,
-                stream: source_stream.to_owned(),
-                digest: digest.to_owned(),
+                stream: source_stream.unwrap_or(stream).to_owned(),
+                digest,
             })
         }
         other => Err(invalid(format!(
@@ -248,29 +242,36 @@ pub fn copy_source_event(
     })
 }
 
-/// Finds the event for `digest` (a full digest or a unique prefix such as `sha256:4a8c`) in any
-/// tag's history of `stream`.
-pub fn stream_image_event(stream: &ImageStream, digest: &str) -> Result<TagEvent, ImportFailure> {
+/// Finds the event for `digest` (a full digest or a unique prefix such as `sha256:4a8c` or
+/// `4a8c`) in any tag's history of `stream`.
+pub fn stream_image_event(
+    stream: &ImageStream,
+    digest: &DigestPrefix,
+) -> Result<TagEvent, ImportFailure> {
     let name = stream.metadata.name.clone().unwrap_or_default();
     let mut matches: Vec<&TagEvent> = stream
         .status
         .iter()
         .flat_map(|s| s.tags.iter())
         .flat_map(|t| t.items.iter())
-        .filter(|e| !e.image.is_empty() && e.image.starts_with(digest))
+        .filter(|e| digest.matches(&e.image))
         .collect();
     matches.sort_by(|a, b| a.image.cmp(&b.image));
     matches.dedup_by(|a, b| a.image == b.image);
     match matches.as_slice() {
         [] => Err(ImportFailure {
             reason: "NotFound".into(),
-            message: format!("image stream {name} has no image matching {digest:?}"),
+            message: format!(
+                "image stream {name} has no image matching {:?}",
+                digest.to_string()
+            ),
         }),
         [one] => Ok((*one).clone()),
         many => Err(ImportFailure {
             reason: "AmbiguousImage".into(),
             message: format!(
-                "{digest:?} matches {} images of image stream {name}; give more of the digest",
+                "{:?} matches {} images of image stream {name}; give more of the digest",
+                digest.to_string(),
                 many.len()
             ),
         }),
@@ -406,7 +407,23 @@ mod tests {
                 Ok(TagSource::StreamImage {
                     namespace: "ns".into(),
                     stream: "other".into(),
-                    digest: "sha256:4a8c".into(),
+                    digest: DigestPrefix::parse("sha256:4a8c").unwrap(),
+                }),
+            ),
+            // As OpenShift reads them: `stream:` is `stream:latest`, a bare digest is an image
+            // of the tag's own stream.
+            (
+                tag("a", "ImageStreamTag", "web:"),
+                Ok(TagSource::SameStreamTag {
+                    tag: "latest".into(),
+                }),
+            ),
+            (
+                tag("a", "ImageStreamImage", "sha256:4a8c"),
+                Ok(TagSource::StreamImage {
+                    namespace: "ns".into(),
+                    stream: "web".into(),
+                    digest: DigestPrefix::parse("sha256:4a8c").unwrap(),
                 }),
             ),
         ];
@@ -444,6 +461,8 @@ mod tests {
             tag("b", "ImageStreamTag", "a:b:c"),
             tag("b", "ImageStreamTag", ":x"),
             tag("b", "ImageStreamImage", "nodigest"),
+            tag("b", "ImageStreamImage", "other@sha256:"),
+            tag("b", "ImageStreamImage", "other@"),
             tag("b", "DockerImage", ""),
             scheduled_alias,
             TagReference {
@@ -543,26 +562,20 @@ mod tests {
 
     #[test]
     fn stream_images_match_a_unique_digest_prefix() {
+        let digest = |start: &str| format!("sha256:{start:0<64}");
         let s = stream(
             "ns",
             "other",
             vec![],
             vec![
-                ("v1", vec![event("sha256:abc1"), event("sha256:abd2")]),
-                ("v2", vec![event("sha256:abc1")]),
+                ("v1", vec![event(&digest("abc1")), event(&digest("abd2"))]),
+                ("v2", vec![event(&digest("abc1"))]),
             ],
         );
-        assert_eq!(
-            stream_image_event(&s, "sha256:abc").unwrap().image,
-            "sha256:abc1"
-        );
-        assert_eq!(
-            stream_image_event(&s, "sha256:ab").unwrap_err().reason,
-            "AmbiguousImage"
-        );
-        assert_eq!(
-            stream_image_event(&s, "sha256:ff").unwrap_err().reason,
-            "NotFound"
-        );
+        let find = |id: &str| stream_image_event(&s, &DigestPrefix::parse(id).unwrap());
+        assert_eq!(find("sha256:abc").unwrap().image, digest("abc1"));
+        assert_eq!(find("abc").unwrap().image, digest("abc1"));
+        assert_eq!(find("sha256:ab").unwrap_err().reason, "AmbiguousImage");
+        assert_eq!(find("sha256:ff").unwrap_err().reason, "NotFound");
     }
 }

@@ -2,11 +2,10 @@
 //! `oc set triggers`' rules, and how it lists them. Pure: the command reads the workload and its
 //! container names, and writes back [`edit`]'s entries with [`encode_annotation`].
 //!
-//! [`encode_annotation`]: crate::api::triggers::encode_annotation
+//! [`encode_annotation`]: crate::domain::trigger_annotation::encode_annotation
 
-use crate::api::triggers::{
-    IMAGE_STREAM_TAG_KIND, ObjectFieldTrigger, TriggerSource, WorkloadKind,
-};
+use crate::api::triggers::{IMAGE_STREAM_TAG_KIND, ObjectFieldTrigger, TriggerSource};
+use crate::domain::trigger_annotation::WorkloadKind;
 
 /// The requested change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

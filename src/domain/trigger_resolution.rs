@@ -11,7 +11,9 @@ use thiserror::Error;
 
 use crate::api::ImageStream;
 use crate::api::image_stream::{REFERENCE_POLICY_LOCAL, TagEvent, TagReference};
-use crate::api::triggers::{ContainerList, ContainerLocation, ImageTrigger, WorkloadKind};
+use crate::domain::trigger_annotation::{
+    ContainerList, ContainerLocation, ImageTrigger, WorkloadKind,
+};
 
 /// Why a trigger has no image to write yet. Not an error of the workload: the stream may be created,
 /// or its tag imported, later; the trigger is skipped until then while the others still apply.
@@ -161,7 +163,7 @@ impl PodImages {
 
     /// The container names of one list, in order, as [`ImageFieldPath::find_container`] takes them.
     ///
-    /// [`ImageFieldPath::find_container`]: crate::api::triggers::ImageFieldPath::find_container
+    /// [`ImageFieldPath::find_container`]: crate::domain::trigger_annotation::ImageFieldPath::find_container
     pub fn names(&self, list: ContainerList) -> Vec<&str> {
         self.list(list).iter().map(|c| c.name.as_str()).collect()
     }
@@ -380,7 +382,7 @@ mod tests {
     use crate::api::image_stream::{
         ImageStreamSpec, ImageStreamStatus, NamedTagEventList, TagReferencePolicy, TagSource,
     };
-    use crate::api::triggers::{ContainerSelector, ImageFieldPath};
+    use crate::domain::trigger_annotation::{ContainerSelector, ImageFieldPath};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, Time};
     use pretty_assertions::assert_eq;
 

@@ -9,7 +9,6 @@ use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client};
 use thiserror::Error;
 
-use crate::api::triggers::WorkloadKind;
 use crate::api::{Image, ImageStream};
 use crate::domain::describe_text::{
     ImageStreamTagNameError, TagImageProblem, TriggeringWorkload, current_tag_image,
@@ -17,6 +16,7 @@ use crate::domain::describe_text::{
     parse_image_stream_tag_name, triggering_workload,
 };
 use crate::domain::image_name::image_name_for_digest;
+use crate::domain::trigger_annotation::WorkloadKind;
 use crate::oc::is_not_found;
 
 /// Why a describe or `get istag` could not be answered. Missing objects read as kubectl says them.

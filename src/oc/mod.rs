@@ -62,8 +62,10 @@ fn kube_message(error: &kube::Error) -> String {
 }
 
 /// The API resource of a workload kind, for dynamic reads and patches.
-pub fn workload_resource(kind: crate::api::triggers::WorkloadKind) -> kube::api::ApiResource {
-    use crate::api::triggers::WorkloadKind;
+pub fn workload_resource(
+    kind: crate::domain::trigger_annotation::WorkloadKind,
+) -> kube::api::ApiResource {
+    use crate::domain::trigger_annotation::WorkloadKind;
     use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
     use k8s_openapi::api::batch::v1::CronJob;
     use kube::api::ApiResource;

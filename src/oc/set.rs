@@ -7,9 +7,8 @@ use kube::{Api, ResourceExt};
 
 use super::{Cluster, OcError};
 use crate::api::ImageStream;
-use crate::api::triggers::{
-    TRIGGERS_ANNOTATION, WorkloadKind, decode_annotation, encode_annotation,
-};
+use crate::api::triggers::TRIGGERS_ANNOTATION;
+use crate::domain::trigger_annotation::{WorkloadKind, decode_annotation, encode_annotation};
 use crate::domain::trigger_edit::{PodContainers, TriggerChange, edit, list};
 
 /// The pod-template annotation `oc set image-lookup` writes on a workload.

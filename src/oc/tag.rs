@@ -10,6 +10,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use super::{Cluster, OcError, is_not_found};
 use crate::api::ImageStream;
 use crate::api::image_stream::{ImageStreamSpec, TagReference};
+use crate::domain::image_name::parse_image_stream_image_name;
 use crate::domain::oc_tag::{
     Destination, Source, SourceKind, TagFlags, destination, remove_tag, set_tag, stream_source,
     tag_reference,
@@ -131,10 +132,13 @@ async fn resolve(cluster: &Cluster, source: &str, args: &TagArgs) -> Result<Sour
         )));
     };
     match (kind, suffix.split_at(1)) {
-        (SourceKind::Imagestreamimage, ("@", digest)) => Ok(Source::StreamImage {
-            namespace,
-            name: format!("{stream}@{digest}"),
-        }),
+        (SourceKind::Imagestreamimage, ("@", digest)) => {
+            // Refused here rather than written as a tag the operator can only mark invalid.
+            let name = format!("{stream}@{digest}");
+            parse_image_stream_image_name(&name)
+                .map_err(|error| OcError::Refused(error.to_string()))?;
+            Ok(Source::StreamImage { namespace, name })
+        }
         (SourceKind::Imagestreamtag, (":", tag)) if args.alias => Ok(Source::StreamTag {
             namespace,
             name: format!("{stream}:{tag}"),

@@ -23,6 +23,7 @@ use super::manifest::{
     parse_image_config, parse_manifest,
 };
 use super::metrics::RegistryMetrics;
+use super::redact::{Secrets, redact};
 use super::token_cache::{
     ANONYMOUS_IDENTITY, BearerToken, ObtainedToken, TokenCache, TokenGrant, TokenKey,
     parse_token_response,
@@ -39,6 +40,8 @@ pub const DEFAULT_MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
 const MAX_TOKEN_RESPONSE_BYTES: u64 = 1024 * 1024;
 /// How many (host, repository) entries of accepted candidates are kept.
 const MAX_REMEMBERED_CANDIDATES: usize = 4096;
+/// How many origins' challenges, and hosts' schemes, are kept.
+const MAX_REMEMBERED_ORIGINS: usize = 4096;
 /// The OAuth2 `client_id` of refresh-token grants.
 const OAUTH_CLIENT_ID: &str = "imagestream-operator";
 
@@ -163,7 +166,9 @@ struct Inner {
     /// between tenants reveals nothing; it is keyed by `insecure` too, so a challenge received
     /// over unverified TLS never sends a secure call's credentials to a realm it names.
     challenges: Mutex<HashMap<OriginKey, KnownChallenge>>,
-    /// For insecure calls: the scheme that last worked per host, tried first next time.
+    /// For insecure calls: the scheme each host last answered on (bounded). It is tried first
+    /// next time, and its failures are the ones reported: the other scheme is only a check
+    /// whether the host moved.
     insecure_schemes: Mutex<HashMap<String, &'static str>>,
     /// For insecure calls to a host whose scheme is not known yet: the first call finds it out
     /// while the others wait, so a burst of first calls to a plain-HTTP registry does not start
@@ -200,6 +205,14 @@ enum Authorization {
         token: BearerToken,
         fresh: bool,
     },
+}
+
+/// How a request starts out, from the host's known challenge.
+struct UpFront {
+    /// What the first request carries.
+    authorization: Authorization,
+    /// The token request for the known challenge that failed, which made the client forget it.
+    failed: Option<(TokenKey, RequestFailure)>,
 }
 
 /// A request to the registry API, before scheme and authentication are chosen.
@@ -265,11 +278,12 @@ impl RegistryClient {
         validate_host(&target.host)?;
         validate_repository(&target.repository)?;
         validate_reference(&target.reference)?;
-        let fail = |source| RegistryError::HeadManifest {
+        let secrets = Secrets::of_credentials(&access.credentials);
+        let fail = |source: RequestFailure| RegistryError::HeadManifest {
             registry: target.host.clone(),
             repository: target.repository.clone(),
             reference: target.reference.clone(),
-            source,
+            source: source.redacted(&secrets),
         };
         let exchange = self
             .registry_call(
@@ -282,6 +296,7 @@ impl RegistryClient {
                     body_limit: 0,
                 },
                 access,
+                &secrets,
             )
             .await
             .map_err(fail)?;
@@ -317,11 +332,12 @@ impl RegistryClient {
         validate_host(&target.host)?;
         validate_repository(&target.repository)?;
         validate_digest(&target.reference)?;
-        let fail = |source| RegistryError::GetManifest {
+        let secrets = Secrets::of_credentials(&access.credentials);
+        let fail = |source: RequestFailure| RegistryError::GetManifest {
             registry: target.host.clone(),
             repository: target.repository.clone(),
             digest: target.reference.clone(),
-            source,
+            source: source.redacted(&secrets),
         };
         let exchange = self
             .registry_call(
@@ -334,6 +350,7 @@ impl RegistryClient {
                     body_limit: self.inner.max_manifest_bytes,
                 },
                 access,
+                &secrets,
             )
             .await
             .map_err(fail)?;
@@ -364,11 +381,12 @@ impl RegistryClient {
         validate_host(host)?;
         validate_repository(repository)?;
         validate_digest(digest)?;
-        let fail = |source| RegistryError::GetBlob {
+        let secrets = Secrets::of_credentials(&access.credentials);
+        let fail = |source: RequestFailure| RegistryError::GetBlob {
             registry: host.to_owned(),
             repository: repository.to_owned(),
             digest: digest.to_owned(),
-            source,
+            source: source.redacted(&secrets),
         };
         let exchange = self
             .registry_call(
@@ -381,6 +399,7 @@ impl RegistryClient {
                     body_limit: max_bytes,
                 },
                 access,
+                &secrets,
             )
             .await
             .map_err(fail)?;
@@ -409,7 +428,8 @@ impl RegistryClient {
             registry: host.to_owned(),
             repository: repository.to_owned(),
             digest: digest.to_owned(),
-            source: RequestFailure::invalid(e),
+            source: RequestFailure::invalid(e)
+                .redacted(&Secrets::of_credentials(&access.credentials)),
         })?;
         Ok(FetchedConfig {
             digest: digest.to_owned(),
@@ -420,11 +440,13 @@ impl RegistryClient {
 
     /// Sends `request` with each candidate credential in turn until one is not refused. The
     /// candidate that was accepted last for this repository goes first, so a stale, more specific
-    /// secret does not cost a refused request on every poll.
+    /// secret does not cost a refused request on every poll. Failures, and what is logged of
+    /// them, are scrubbed of `secrets` (every candidate's) and of the tokens the call used.
     async fn registry_call(
         &self,
         request: RegistryRequest<'_>,
         access: &Access,
+        secrets: &Secrets,
     ) -> Result<Exchange, RequestFailure> {
         let mut candidates: Vec<(Option<&RegistryCredential>, String)> =
             if access.credentials.is_empty() {
@@ -459,7 +481,7 @@ impl RegistryClient {
         let last = candidates.len() - 1;
         for (index, (credential, identity)) in candidates.iter().enumerate() {
             let result = self
-                .authorized_call(&request, access.insecure, *credential, identity)
+                .authorized_call(&request, access.insecure, *credential, identity, secrets)
                 .await;
             let refused = matches!(
                 &result,
@@ -492,26 +514,49 @@ impl RegistryClient {
     }
 
     /// Sends `request` with one credential (or none): authenticated up front when the host's
-    /// challenge is known, else after its 401; at most one retry after a 401.
+    /// challenge is known, else after its 401; at most one retry after a 401. The failure is
+    /// scrubbed of `secrets` and of every token the call obtained.
     async fn authorized_call(
         &self,
         request: &RegistryRequest<'_>,
         insecure: bool,
         credential: Option<&RegistryCredential>,
         identity: &str,
+        secrets: &Secrets,
     ) -> Result<Exchange, RequestFailure> {
-        let mut authorization = self
+        let mut secrets = secrets.clone();
+        self.authenticated_exchange(request, insecure, credential, identity, &mut secrets)
+            .await
+            .map_err(|failure| failure.redacted(&secrets))
+    }
+
+    /// The body of [`Self::authorized_call`]; adds each token it sends to `secrets`.
+    async fn authenticated_exchange(
+        &self,
+        request: &RegistryRequest<'_>,
+        insecure: bool,
+        credential: Option<&RegistryCredential>,
+        identity: &str,
+        secrets: &mut Secrets,
+    ) -> Result<Exchange, RequestFailure> {
+        let UpFront {
+            mut authorization,
+            failed,
+        } = self
             .authorize_up_front(request, insecure, credential, identity)
             .await?;
         let mut retried = false;
         loop {
+            if let Authorization::Bearer { token, .. } = &authorization {
+                secrets.add(token.secret());
+            }
             let (exchange, origin) = self
-                .send_to_registry(request, insecure, credential, &authorization)
+                .send_to_registry(request, insecure, credential, &authorization, secrets)
                 .await?;
             if exchange.status != StatusCode::UNAUTHORIZED {
-                return success(exchange);
+                return success(exchange, secrets);
             }
-            let refused = status_failure(&exchange);
+            let refused = status_failure(&exchange, secrets);
             // A refused token is useless to every caller of its key.
             let refused_token = match &authorization {
                 Authorization::Bearer {
@@ -545,13 +590,11 @@ impl RegistryClient {
                     }
                 }
                 Some(Challenge::Bearer(challenge)) => {
-                    self.remember(
-                        origin,
-                        KnownChallenge::Bearer {
-                            realm: challenge.realm.clone(),
-                            service: challenge.service.clone(),
-                        },
-                    );
+                    let known = KnownChallenge::Bearer {
+                        realm: challenge.realm.clone(),
+                        service: challenge.service.clone(),
+                    };
+                    self.remember(origin.clone(), known.clone());
                     let key = token_key(
                         &challenge.realm,
                         challenge.service.as_deref(),
@@ -564,7 +607,23 @@ impl RegistryClient {
                     if refused_token == Some((key.clone(), true)) {
                         return Err(refused);
                     }
-                    let obtained = self.token(&key, credential).await?;
+                    // The realm failed up front in this very call, and the registry still names
+                    // it: asking again would fail the same way.
+                    if let Some((failed_key, failure)) = &failed
+                        && *failed_key == key
+                    {
+                        self.forget(&origin, &known);
+                        return Err(failure.clone());
+                    }
+                    let obtained = match self.token(&key, credential).await {
+                        Ok(obtained) => obtained,
+                        Err(failure) => {
+                            if failure.discredits_challenge() {
+                                self.forget(&origin, &known);
+                            }
+                            return Err(failure);
+                        }
+                    };
                     Authorization::Bearer {
                         key,
                         token: obtained.token,
@@ -575,13 +634,18 @@ impl RegistryClient {
         }
     }
 
+    /// The authorization a request starts with, from the host's known challenge. When the known
+    /// realm fails to issue a token in a way a new challenge could change (not found, unreachable,
+    /// a server error), the challenge is forgotten and the request goes without authorization,
+    /// so the registry's 401 teaches the challenge it uses now; the failure comes back in
+    /// [`UpFront::failed`] to end the call should the 401 name the same realm again.
     async fn authorize_up_front(
         &self,
         request: &RegistryRequest<'_>,
         insecure: bool,
         credential: Option<&RegistryCredential>,
         identity: &str,
-    ) -> Result<Authorization, RequestFailure> {
+    ) -> Result<UpFront, RequestFailure> {
         let scheme = self.schemes(request.host, insecure)[0];
         let origin = OriginKey {
             insecure,
@@ -594,63 +658,143 @@ impl RegistryClient {
             .unwrap_or_else(|e| e.into_inner())
             .get(&origin)
             .cloned();
-        Ok(match known {
+        let authorization = match &known {
             None => Authorization::None,
             Some(KnownChallenge::Basic) if credential.is_some() => Authorization::Basic,
             Some(KnownChallenge::Basic) => Authorization::None,
-            Some(KnownChallenge::Bearer { realm, service }) => {
+            Some(bearer @ KnownChallenge::Bearer { realm, service }) => {
                 let key = token_key(
-                    &realm,
+                    realm,
                     service.as_deref(),
                     request.repository,
                     identity,
                     insecure,
                 );
-                let obtained = self.token(&key, credential).await?;
-                Authorization::Bearer {
-                    key,
-                    token: obtained.token,
-                    fresh: obtained.fresh,
+                match self.token(&key, credential).await {
+                    Ok(obtained) => Authorization::Bearer {
+                        key,
+                        token: obtained.token,
+                        fresh: obtained.fresh,
+                    },
+                    Err(failure) if failure.discredits_challenge() => {
+                        tracing::debug!(
+                            registry = request.host,
+                            error = %failure,
+                            "the known token realm failed; asking the registry for its challenge"
+                        );
+                        self.forget(&origin, bearer);
+                        return Ok(UpFront {
+                            authorization: Authorization::None,
+                            failed: Some((key, failure)),
+                        });
+                    }
+                    Err(failure) => return Err(failure),
                 }
             }
+        };
+        Ok(UpFront {
+            authorization,
+            failed: None,
         })
     }
 
     fn remember(&self, origin: OriginKey, challenge: KnownChallenge) {
-        self.inner
+        let mut challenges = self
+            .inner
             .challenges
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(origin, challenge);
+            .unwrap_or_else(|e| e.into_inner());
+        // Bounded: forgetting only costs one 401 round trip per origin.
+        if challenges.len() >= MAX_REMEMBERED_ORIGINS && !challenges.contains_key(&origin) {
+            challenges.clear();
+        }
+        challenges.insert(origin, challenge);
     }
 
-    /// The schemes to try for `host`, in order: HTTPS only for secure calls; for insecure ones
-    /// the scheme that worked last, then the other.
-    fn schemes(&self, host: &str, insecure: bool) -> &'static [&'static str] {
-        if !insecure {
-            return &["https"];
-        }
-        let known = self
+    /// Forgets the challenge of `origin` if it is still `challenge` (another call may have
+    /// learned a newer one meanwhile).
+    fn forget(&self, origin: &OriginKey, challenge: &KnownChallenge) {
+        let mut challenges = self
             .inner
+            .challenges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if challenges.get(origin) == Some(challenge) {
+            challenges.remove(origin);
+        }
+    }
+
+    /// The scheme an insecure call to `host` last got an answer on.
+    fn remembered_scheme(&self, host: &str) -> Option<&'static str> {
+        self.inner
             .insecure_schemes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(host)
-            .copied();
-        match known {
+            .copied()
+    }
+
+    fn remember_scheme(&self, host: &str, scheme: &'static str) {
+        let mut schemes = self
+            .inner
+            .insecure_schemes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Bounded: forgetting only costs one failed HTTPS probe per plain-HTTP host.
+        if schemes.len() >= MAX_REMEMBERED_ORIGINS && !schemes.contains_key(host) {
+            schemes.clear();
+        }
+        schemes.insert(host.to_owned(), scheme);
+    }
+
+    /// The schemes to try for `host`, in order: HTTPS only for secure calls; for insecure ones
+    /// the scheme that answered last, then the other.
+    fn schemes(&self, host: &str, insecure: bool) -> &'static [&'static str] {
+        if !insecure {
+            return &["https"];
+        }
+        match self.remembered_scheme(host) {
             Some("http") => &["http", "https"],
             _ => &["https", "http"],
         }
     }
 
-    /// One request to the registry, falling back from HTTPS to HTTP for insecure calls when a
-    /// connection cannot be made. Returns the exchange and the origin that answered.
+    /// Waits while another insecure call finds out the scheme of `host`, or finds it out itself
+    /// (the guard is held until this call has its answer). `None` once the scheme is known.
+    async fn scheme_probe(&self, host: &str) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        if self.remembered_scheme(host).is_some() {
+            return None;
+        }
+        let probe = {
+            let mut probes = self
+                .inner
+                .scheme_probes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if probes.len() >= MAX_REMEMBERED_ORIGINS {
+                // Only probes some call still holds or waits for are worth keeping.
+                probes.retain(|_, probe| Arc::strong_count(probe) > 1);
+            }
+            probes.entry(host.to_owned()).or_default().clone()
+        };
+        let guard = probe.lock_owned().await;
+        // Found out by the call this one waited for: no need to hold the others.
+        self.remembered_scheme(host).is_none().then_some(guard)
+    }
+
+    /// One request to the registry; for insecure calls over the scheme the host answered on last
+    /// (HTTPS first while unknown), and over the other when that one cannot connect. A failure is
+    /// reported as the scheme that applies saw it: the remembered scheme's, or while none is known
+    /// plain HTTP's (an HTTPS handshake with a plain-HTTP server fails whatever the state of the
+    /// server), so a reset or a cut-off body stays a transient connection failure and never
+    /// becomes a TLS error. Returns the exchange and the origin that answered.
     async fn send_to_registry(
         &self,
         request: &RegistryRequest<'_>,
         insecure: bool,
         credential: Option<&RegistryCredential>,
         authorization: &Authorization,
+        secrets: &Secrets,
     ) -> Result<(Exchange, OriginKey), RequestFailure> {
         let mut headers = HeaderMap::new();
         if let Some(accept) = request.accept {
@@ -665,68 +809,59 @@ impl RegistryClient {
             }
             _ => {}
         }
-        let known = |this: &Self| {
-            this.inner
-                .insecure_schemes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains_key(request.host)
-        };
-        let _probing = if insecure && !known(self) {
-            let probe = self
-                .inner
-                .scheme_probes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(request.host.to_owned())
-                .or_default()
-                .clone();
-            let guard = probe.lock_owned().await;
-            // Found out by the call this one waited for: no need to hold the others.
-            (!known(self)).then_some(guard)
+        let _probing = if insecure {
+            self.scheme_probe(request.host).await
         } else {
             None
         };
-        let mut schemes = self.schemes(request.host, insecure).iter().peekable();
-        while let Some(&scheme) = schemes.next() {
+        let remembered = insecure
+            .then(|| self.remembered_scheme(request.host))
+            .flatten();
+        let schemes = self.schemes(request.host, insecure);
+        let mut first_failure = None;
+        for (index, &scheme) in schemes.iter().enumerate() {
             let origin = format!("{scheme}://{}", request.host);
             let url = Url::parse(&format!("{origin}{}", request.path)).map_err(|e| {
                 RequestFailure::InvalidResponse {
                     detail: format!("cannot build the request URL: {e}"),
                 }
             })?;
-            let fallback_pending = schemes.peek().is_some();
             let result = self
                 .inner
                 .transport
                 .send(Outgoing {
                     method: request.method.clone(),
-                    url,
+                    url: url.clone(),
                     headers: headers.clone(),
                     form: None,
                     insecure,
                     body_limit: request.body_limit,
-                    fallback_pending,
+                    fallback_pending: insecure,
+                    secrets: secrets.clone(),
+                    host_named_by_registry: false,
                 })
                 .await;
-            match result {
-                Err(RequestFailure::Connection { .. } | RequestFailure::Tls { .. })
-                    if fallback_pending =>
-                {
-                    continue;
-                }
+            let failure = match result {
                 Ok(exchange) => {
                     if insecure {
-                        self.inner
-                            .insecure_schemes
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(request.host.to_owned(), scheme);
+                        self.remember_scheme(request.host, scheme);
                     }
                     return Ok((exchange, OriginKey { insecure, origin }));
                 }
-                Err(failure) => return Err(failure),
+                Err(failure) => (failure, authority(&url)),
+            };
+            if index + 1 < schemes.len() && tries_other_scheme(remembered, &failure.0) {
+                first_failure = Some(failure);
+                continue;
             }
+            let (reported, host) = match (remembered, first_failure) {
+                (Some(_), Some(remembered_failure)) => remembered_failure,
+                _ => failure,
+            };
+            if insecure {
+                self.inner.transport.record_failure(&host, &reported);
+            }
+            return Err(reported);
         }
         unreachable!("there is always at least one scheme")
     }
@@ -753,14 +888,29 @@ impl RegistryClient {
 
 /// Gets a token from the realm: an OAuth2 refresh-token `POST` for an identity token, else a
 /// `GET` with the credential's Basic authentication, or anonymously.
+/// Its failures are scrubbed of the credential's secrets: the realm and the token service's
+/// messages are registry text.
 async fn fetch_token(
     inner: Weak<Inner>,
     key: TokenKey,
     credential: Option<RegistryCredential>,
 ) -> Result<TokenGrant, RequestFailure> {
+    let secrets = Secrets::of_credentials(&credential);
+    request_token(inner, key, credential, &secrets)
+        .await
+        .map_err(|failure| failure.redacted(&secrets))
+}
+
+async fn request_token(
+    inner: Weak<Inner>,
+    key: TokenKey,
+    credential: Option<RegistryCredential>,
+    secrets: &Secrets,
+) -> Result<TokenGrant, RequestFailure> {
     let insecure = key.insecure;
     let url = Url::parse(&key.realm).map_err(|_| RequestFailure::Token {
-        realm_host: shorten(&key.realm, 100),
+        // Scrubbed before it is cut, so a cut never leaves part of a secret behind.
+        realm_host: shorten(&redact(&key.realm, secrets), 100),
         source: Box::new(RequestFailure::InvalidResponse {
             detail: "the registry's token realm is not a URL".into(),
         }),
@@ -833,11 +983,13 @@ async fn fetch_token(
             insecure,
             body_limit: MAX_TOKEN_RESPONSE_BYTES,
             fallback_pending: false,
+            secrets: secrets.clone(),
+            host_named_by_registry: true,
         })
         .await
         .map_err(fail)?;
     if !exchange.status.is_success() {
-        return Err(fail(status_failure(&exchange)));
+        return Err(fail(status_failure(&exchange, secrets)));
     }
     let grant = parse_token_response(&exchange.body, SystemTime::now()).map_err(|e| {
         fail(RequestFailure::InvalidResponse {
@@ -845,7 +997,7 @@ async fn fetch_token(
         })
     })?;
     tracing::debug!(
-        realm = %realm_host,
+        realm = %redact(&realm_host, secrets),
         scope = %key.scope,
         lifetime_s = grant.lifetime.as_secs(),
         "fetched a registry token"
@@ -893,20 +1045,42 @@ fn sensitive_header(value: &str) -> Result<HeaderValue, RequestFailure> {
     Ok(header)
 }
 
-fn success(exchange: Exchange) -> Result<Exchange, RequestFailure> {
+fn success(exchange: Exchange, secrets: &Secrets) -> Result<Exchange, RequestFailure> {
     if exchange.status.is_success() {
         Ok(exchange)
     } else {
-        Err(status_failure(&exchange))
+        Err(status_failure(&exchange, secrets))
     }
 }
 
-fn status_failure(exchange: &Exchange) -> RequestFailure {
+/// The failure an error answer stands for. The body of a 401 or 403 is never read for a message:
+/// it is where registries and proxies echo the credential they refused. Other messages are
+/// scrubbed of `secrets`.
+fn status_failure(exchange: &Exchange, secrets: &Secrets) -> RequestFailure {
+    let status = exchange.status.as_u16();
     RequestFailure::Status {
-        status: exchange.status.as_u16(),
-        message: error_body_message(&exchange.body),
+        status,
+        message: if matches!(status, 401 | 403) {
+            None
+        } else {
+            error_body_message(&exchange.body, secrets)
+        },
         retry_after_secs: requested_wait(exchange)
             .map(|wait| u32::try_from(wait.as_secs()).unwrap_or(u32::MAX)),
+    }
+}
+
+/// Whether an insecure call tries its other scheme after `failure`. A TLS failure says the port
+/// does not speak TLS (now). While no scheme is known, a connection failure of HTTPS may mean
+/// only HTTP listens; once plain HTTP is known, the HTTPS check after its connection failure
+/// notices a registry that moved to TLS. A host known to answer HTTPS is not asked over plain
+/// HTTP after a broken connection: that is a broken connection, and a TLS port answers plain
+/// HTTP with a 400 of its own that is not the registry's answer.
+fn tries_other_scheme(remembered: Option<&str>, failure: &RequestFailure) -> bool {
+    match failure {
+        RequestFailure::Tls { .. } => true,
+        RequestFailure::Connection { .. } => remembered != Some("https"),
+        _ => false,
     }
 }
 
@@ -1151,5 +1325,67 @@ mod tests {
         assert!(header.is_sensitive());
         assert_eq!(header.to_str().unwrap(), "Basic YWxpY2U6aHVudGVyMg==");
         assert!(!format!("{header:?}").contains("YWxp"));
+    }
+
+    #[test]
+    fn the_other_scheme_is_tried_after_a_tls_failure_and_after_a_connection_failure_unless_https_is_known()
+     {
+        let tls = RequestFailure::Tls {
+            detail: "received corrupt message".into(),
+        };
+        let reset = RequestFailure::Connection {
+            detail: "connection reset".into(),
+        };
+        let timeout = RequestFailure::Timeout {
+            after: Duration::from_secs(10),
+        };
+        let refused = RequestFailure::AddressRefused {
+            host: "169.254.169.254".into(),
+        };
+        let table = [
+            (None, &tls, true),
+            (None, &reset, true),
+            (None, &timeout, false),
+            (None, &refused, false),
+            (Some("http"), &reset, true),
+            (Some("http"), &timeout, false),
+            (Some("https"), &tls, true),
+            (Some("https"), &reset, false),
+            (Some("https"), &refused, false),
+        ];
+        for (remembered, failure, tries) in table {
+            assert_eq!(
+                tries_other_scheme(remembered, failure),
+                tries,
+                "{remembered:?} {failure}"
+            );
+        }
+    }
+
+    #[test]
+    fn bodies_of_401_and_403_answers_are_never_read_for_a_message() {
+        let body =
+            br#"{"errors":[{"code":"DENIED","message":"you sent Basic YWxpY2U6aHVudGVyMg=="}]}"#;
+        let answer = |status: u16| Exchange {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: HeaderMap::new(),
+            body: body.to_vec(),
+        };
+        let secrets = Secrets::of_credentials([&RegistryCredential {
+            username: "alice".into(),
+            password: "hunter2".into(),
+            identity_token: None,
+            source: "ns/secret".into(),
+        }]);
+        let message = |status| match status_failure(&answer(status), &secrets) {
+            RequestFailure::Status { message, .. } => message,
+            other => panic!("{other}"),
+        };
+        assert_eq!(message(401), None);
+        assert_eq!(message(403), None);
+        assert_eq!(
+            message(404).as_deref(),
+            Some("DENIED: you sent Basic <redacted>")
+        );
     }
 }

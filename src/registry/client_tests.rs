@@ -886,10 +886,20 @@ async fn a_rejected_token_request_names_the_reason_but_never_the_password() {
     assert_eq!(error.reason(), "Unauthorized");
     let message = error.to_string();
     assert!(
-        message.contains("incorrect username or password"),
+        message.ends_with(
+            "token request to {host} failed: authentication required or credentials rejected \
+             (HTTP 401 Unauthorized)"
+                .replace("{host}", &registry.fake.host)
+                .as_str()
+        ),
         "{message}"
     );
-    assert!(message.contains("token request"), "{message}");
+    // A 401 body is never echoed, not even a harmless-looking one: it is where registries and
+    // proxies echo the credentials they refused.
+    assert!(
+        !message.contains("incorrect username or password"),
+        "{message}"
+    );
     for shown in [message, format!("{error:?}")] {
         assert!(!shown.contains("not-the-password"), "{shown}");
         assert!(
@@ -1199,8 +1209,18 @@ async fn blob_redirects_are_followed_without_credentials_except_to_link_local_ad
         .get_blob(&fake.host, "evil/repo", &digest, &with(&[&alice]), 1024)
         .await
         .unwrap_err();
-    assert_eq!(error.reason(), "InvalidResponse", "{error}");
-    assert!(error.to_string().contains("link-local"), "{error}");
+    // The address guard's own refusal, as for a registry host at that address.
+    assert_eq!(
+        (error.reason(), error.is_transient()),
+        ("AddressRefused", false),
+        "{error}"
+    );
+    assert!(
+        error.to_string().ends_with(
+            "refused to contact 169.254.169.254: a link-local or cloud metadata address"
+        ),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -1233,4 +1253,517 @@ fn an_extra_ca_bundle_that_is_not_pem_is_refused() {
     .unwrap_err();
     assert_eq!(error.reason(), "InternalError");
     assert!(error.to_string().contains("CA bundle"), "{error}");
+}
+
+/// A marker password, and every form a request carries it in. `alice:<marker>` is 25 bytes, so
+/// its base64 has padding, and the padded and unpadded forms differ.
+const MARKER_PASSWORD: &str = "Marker-Pa55w0rd-Q7x";
+const MARKER_REFRESH_TOKEN: &str = "refresh-Marker-7d1c";
+
+fn marker_forms() -> Vec<String> {
+    use base64::Engine;
+    let pair = format!("alice:{MARKER_PASSWORD}");
+    let padded = base64::engine::general_purpose::STANDARD.encode(&pair);
+    assert!(padded.ends_with('='), "{padded}");
+    vec![
+        MARKER_PASSWORD.to_owned(),
+        pair.clone(),
+        padded.clone(),
+        padded.trim_end_matches('=').to_owned(),
+        MARKER_REFRESH_TOKEN.to_owned(),
+        // The bearer tokens the echoing token service issues.
+        "tok-Marker".to_owned(),
+    ]
+}
+
+/// An error envelope whose message and detail echo `text`.
+fn echo_envelope(code: &str, text: &str) -> String {
+    json!({"errors": [{
+        "code": code,
+        "message": format!("request carried {text} (password {MARKER_PASSWORD}, \
+                            pair alice:{MARKER_PASSWORD})"),
+        "detail": {"Authorization": text}
+    }]})
+    .to_string()
+}
+
+/// A FAKE registry that echoes the `Authorization` header of every request back: in 401 and 403
+/// bodies, in 404 and 500 error envelopes, in a token realm, and in its token service's errors.
+/// The repository `echo/<case>` says what it does: `denied` (401), `forbidden` (403), `missing`
+/// (404), `broken` (500), `realm-echo` (a Bearer challenge whose realm is the header), `bearer`
+/// (a token flow ending in a 404 that echoes the token), `refresh` (a refresh-token grant refused
+/// with a 400 that echoes the grant).
+async fn echoing_registry() -> FakeRegistry {
+    FakeRegistry::start(|request: &SeenRequest| {
+        let auth = request.authorization.clone().unwrap_or_default();
+        if request.path.starts_with("/token") {
+            if request.method == "POST" {
+                return FakeReply::status(400).body(
+                    json!({"error": "invalid_grant",
+                           "error_description": format!("bad grant: {}", request.body)})
+                    .to_string(),
+                );
+            }
+            return FakeReply::status(200)
+                .body(json!({"token": "tok-Marker-0001", "expires_in": 300}).to_string());
+        }
+        let case = request.path.split('/').nth(3).unwrap_or_default();
+        let envelope = |status: u16, code: &str| {
+            FakeReply::status(status)
+                .header("content-type", "application/json")
+                .body(echo_envelope(code, &auth))
+        };
+        let basic_challenge = r#"Basic realm="echo""#.to_owned();
+        let token_challenge = format!(
+            r#"Bearer realm="http://{}/token",service="echo""#,
+            request.host
+        );
+        match case {
+            "bearer" | "refresh" if !auth.starts_with("Bearer ") => {
+                envelope(401, "UNAUTHORIZED").header("www-authenticate", token_challenge)
+            }
+            _ if auth.is_empty() => {
+                envelope(401, "UNAUTHORIZED").header("www-authenticate", basic_challenge)
+            }
+            "denied" => envelope(401, "UNAUTHORIZED").header("www-authenticate", basic_challenge),
+            "forbidden" => envelope(403, "DENIED"),
+            "missing" | "bearer" => envelope(404, "MANIFEST_UNKNOWN"),
+            "broken" => envelope(500, "UNKNOWN"),
+            "realm-echo" => envelope(401, "UNAUTHORIZED").header(
+                "www-authenticate",
+                format!(r#"Bearer realm="{auth} {MARKER_PASSWORD}""#),
+            ),
+            _ => FakeReply::status(404),
+        }
+    })
+    .await
+}
+
+/// A writer into a shared buffer, for capturing log output.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Every event logged at trace level on this thread while the guard lives (the test runtime and
+/// the fake registry run on it), by the text and the JSON formatter the operator uses.
+fn capture_logs() -> (LogBuffer, LogBuffer, tracing::subscriber::DefaultGuard) {
+    use tracing_subscriber::layer::SubscriberExt;
+    let (text, json) = (LogBuffer::default(), LogBuffer::default());
+    let (text_writer, json_writer) = (text.clone(), json.clone());
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::TRACE)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || text_writer.clone()),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(move || json_writer.clone()),
+        );
+    let guard = tracing::subscriber::set_default(subscriber);
+    (text, json, guard)
+}
+
+#[tokio::test]
+async fn credentials_a_registry_echoes_appear_in_no_error_and_no_log_line() {
+    let (text_log, json_log, _guard) = capture_logs();
+    let fake = echoing_registry().await;
+    let alice = credential("alice", MARKER_PASSWORD);
+    let mut refresh = credential("alice", MARKER_PASSWORD);
+    refresh.identity_token = Some(MARKER_REFRESH_TOKEN.into());
+    // The last error of `calls` fetches from `echo/<case>` by a fresh client.
+    let fetch = |case: &str, credential: &RegistryCredential, calls: usize| {
+        let target = ManifestTarget {
+            repository: format!("echo/{case}"),
+            ..target(&fake, &digest_of(case.as_bytes()))
+        };
+        let access = with(&[credential]);
+        async move {
+            let client = client();
+            let mut last = None;
+            for _ in 0..calls {
+                last = client.get_manifest(&target, &access).await.err();
+            }
+            last.expect("the echoing registry never serves a manifest")
+        }
+    };
+    let echoed = "request carried {scheme} <redacted> (password <redacted>, pair <redacted>)";
+    let cases = [
+        (
+            fetch("denied", &alice, 1).await,
+            "Unauthorized",
+            "(HTTP 401 Unauthorized)".to_owned(),
+        ),
+        (
+            fetch("forbidden", &alice, 1).await,
+            "Forbidden",
+            "(HTTP 403 Forbidden)".to_owned(),
+        ),
+        (
+            fetch("missing", &alice, 1).await,
+            "NotFound",
+            format!(
+                "(HTTP 404 Not Found): MANIFEST_UNKNOWN: {}",
+                echoed.replace("{scheme}", "Basic")
+            ),
+        ),
+        (
+            fetch("broken", &alice, 1).await,
+            "InternalError",
+            format!(
+                "(HTTP 500 Internal Server Error): UNKNOWN: {}",
+                echoed.replace("{scheme}", "Basic")
+            ),
+        ),
+        (
+            fetch("bearer", &alice, 1).await,
+            "NotFound",
+            format!(
+                "(HTTP 404 Not Found): MANIFEST_UNKNOWN: {}",
+                echoed.replace("{scheme}", "Bearer")
+            ),
+        ),
+        (
+            fetch("refresh", &refresh, 1).await,
+            "BadRequest",
+            "(HTTP 400 Bad Request): bad grant: grant_type=refresh_token&refresh_token=<redacted>"
+                .to_owned(),
+        ),
+        // The first call learns the Basic challenge, so the second sends Basic up front and the
+        // 401 names a realm made of it.
+        (
+            fetch("realm-echo", &alice, 2).await,
+            "InvalidResponse",
+            "token request to Basic <redacted> <redacted> failed: invalid response: \
+             the registry's token realm is not a URL"
+                .to_owned(),
+        ),
+    ];
+    for (error, reason, says) in &cases {
+        let shown = [error.to_string(), format!("{error:?}")];
+        for form in marker_forms() {
+            for text in &shown {
+                assert!(!text.contains(&form), "{form} in {text}");
+            }
+        }
+        // Still says what failed.
+        assert_eq!(error.reason(), *reason, "{error}");
+        assert!(shown[0].contains(says.as_str()), "{error}");
+    }
+    let (text, json) = (text_log.text(), json_log.text());
+    for log in [&text, &json] {
+        // The capture works: the client's own request lines are in both.
+        assert!(log.contains("registry request"), "{log}");
+        for form in marker_forms() {
+            assert!(!log.contains(&form), "{form} in the log:\n{log}");
+        }
+    }
+    // The fake did get them, so without scrubbing they would be there.
+    let sent = fake
+        .requests()
+        .iter()
+        .map(|r| format!("{:?} {}", r.authorization, r.body))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for form in [&marker_forms()[2], "tok-Marker", MARKER_REFRESH_TOKEN] {
+        assert!(sent.contains(form), "{form} not in {sent}");
+    }
+}
+
+/// A FAKE registry that serves a manifest over plain HTTP and answers the request numbered
+/// `broken_at` (counting from 0) with `broken`.
+async fn breaking_once(broken_at: usize, broken: fn(Vec<u8>) -> FakeReply) -> FakeRegistry {
+    let bytes = manifest_bytes();
+    let digest = digest_of(&bytes);
+    let calls = Arc::new(AtomicUsize::new(0));
+    FakeRegistry::start(move |_| {
+        let reply = FakeReply::status(200)
+            .header("content-type", DOCKER_MANIFEST)
+            .header("docker-content-digest", digest.clone());
+        if calls.fetch_add(1, Ordering::SeqCst) == broken_at {
+            broken(bytes.clone())
+        } else {
+            reply.body(bytes.clone())
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_reset_or_cut_off_answer_of_a_plain_http_registry_is_a_transient_failure_not_a_tls_error()
+{
+    let bytes = manifest_bytes();
+    let digest = digest_of(&bytes);
+    let reset: fn(Vec<u8>) -> FakeReply = |_| FakeReply::reset();
+    let cut_off: fn(Vec<u8>) -> FakeReply = |bytes| {
+        FakeReply::status(200)
+            .header("content-type", DOCKER_MANIFEST)
+            .body(bytes)
+            .truncated(10)
+    };
+    // (what breaks, the scheme already known from an earlier answer)
+    for (name, broken, known) in [
+        ("reset", reset, true),
+        ("cut off", cut_off, true),
+        ("reset", reset, false),
+    ] {
+        let fake = breaking_once(usize::from(known), broken).await;
+        let client = client();
+        if known {
+            client
+                .head_manifest(&target(&fake, "latest"), &anonymous())
+                .await
+                .unwrap();
+        }
+        let error = client
+            .get_manifest(&target(&fake, &digest), &anonymous())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (error.reason(), error.is_transient()),
+            ("ServiceUnavailable", true),
+            "{name}, scheme known: {known}: {error}"
+        );
+        assert!(
+            error.to_string().contains("connection failed"),
+            "{name}: {error}"
+        );
+        // The retry the schedule makes finds the registry back.
+        let fetched = client
+            .get_manifest(&target(&fake, &digest), &anonymous())
+            .await
+            .unwrap();
+        assert_eq!(fetched.bytes, bytes, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_failure_of_a_plain_http_registry_makes_its_host_back_off_like_any_transient_failure() {
+    let fake = breaking_once(1, |_| FakeReply::reset()).await;
+    let client = client();
+    client
+        .head_manifest(&target(&fake, "latest"), &anonymous())
+        .await
+        .unwrap();
+    client
+        .head_manifest(&target(&fake, "latest"), &anonymous())
+        .await
+        .unwrap_err();
+    let start = Instant::now();
+    client
+        .head_manifest(&target(&fake, "latest"), &anonymous())
+        .await
+        .unwrap();
+    let waited = start.elapsed();
+    // backoff_base is 200 ms; equal jitter waits 100..=200 ms.
+    assert!(
+        waited >= Duration::from_millis(90) && waited < Duration::from_millis(1500),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_metadata_address_on_an_insecure_registry_is_the_guards_refusal_not_a_tls_error()
+ {
+    let fake = FakeRegistry::start(|request: &SeenRequest| {
+        if request.path.ends_with("/first") {
+            FakeReply::status(404)
+        } else {
+            FakeReply::status(307).header("location", "http://169.254.169.254/latest/meta-data/")
+        }
+    })
+    .await;
+    for known in [false, true] {
+        let client = client();
+        if known {
+            client
+                .head_manifest(&target(&fake, "first"), &anonymous())
+                .await
+                .unwrap_err();
+        }
+        let error = client
+            .head_manifest(&target(&fake, "latest"), &anonymous())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (error.reason(), error.is_transient()),
+            ("AddressRefused", false),
+            "scheme known: {known}: {error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("refused to contact 169.254.169.254"),
+            "{error}"
+        );
+    }
+}
+
+/// A FAKE registry whose token service moves: realms `/realm-a` and `/realm-b` issue tokens
+/// `a-<n>` and `b-<n>`; the registry challenges with the realm `challenge` names and accepts
+/// only that realm's tokens; `/realm-a` answers 404 once `a_gone` is set.
+struct MovingRealmRegistry {
+    fake: FakeRegistry,
+    challenge: Arc<std::sync::Mutex<&'static str>>,
+    a_gone: Arc<AtomicBool>,
+}
+
+async fn moving_realm_registry() -> MovingRealmRegistry {
+    let challenge = Arc::new(std::sync::Mutex::new("a"));
+    let a_gone = Arc::new(AtomicBool::new(false));
+    let issued = Arc::new(AtomicUsize::new(0));
+    let (current, gone) = (challenge.clone(), a_gone.clone());
+    let bytes = manifest_bytes();
+    let digest = digest_of(&bytes);
+    let fake = FakeRegistry::start(move |request: &SeenRequest| {
+        let realm = *current.lock().unwrap();
+        for name in ["a", "b"] {
+            if request.path.starts_with(&format!("/realm-{name}")) {
+                if name == "a" && gone.load(Ordering::SeqCst) {
+                    return FakeReply::status(404).body(r#"{"details":"no such endpoint"}"#);
+                }
+                let n = issued.fetch_add(1, Ordering::SeqCst);
+                return FakeReply::status(200)
+                    .body(json!({"token": format!("{name}-{n}"), "expires_in": 300}).to_string());
+            }
+        }
+        let accepted = request
+            .authorization
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .is_some_and(|token| token.starts_with(&format!("{realm}-")));
+        if accepted {
+            FakeReply::status(200)
+                .header("content-type", DOCKER_MANIFEST)
+                .header("docker-content-digest", digest.clone())
+        } else {
+            FakeReply::status(401).header(
+                "www-authenticate",
+                format!(
+                    r#"Bearer realm="http://{}/realm-{realm}",service="moving""#,
+                    request.host
+                ),
+            )
+        }
+    })
+    .await;
+    MovingRealmRegistry {
+        fake,
+        challenge,
+        a_gone,
+    }
+}
+
+/// The requests seen since `from`: method, path without the query, and the token sent.
+fn seen_since(fake: &FakeRegistry, from: usize) -> Vec<String> {
+    fake.requests()[from..]
+        .iter()
+        .map(|r| {
+            let path = r.path.split('?').next().unwrap_or_default();
+            match r.authorization.as_deref() {
+                Some(auth) => format!("{} {path} {auth}", r.method),
+                None => format!("{} {path}", r.method),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_token_realm_that_stops_working_is_learned_again_from_the_registrys_next_challenge() {
+    let registry = moving_realm_registry().await;
+    let fake = &registry.fake;
+    let client = client();
+    // Each phase asks for a tag of another repository, so no cached token stands in for the
+    // realm: like a token that expired while the challenge stayed remembered.
+    let head = |repository: &str| {
+        let target = ManifestTarget {
+            repository: repository.into(),
+            ..target(fake, "latest")
+        };
+        let client = client.clone();
+        async move { client.head_manifest(&target, &anonymous()).await }
+    };
+
+    // Realm A works.
+    head("team/one").await.unwrap();
+
+    // A's endpoint is gone while the registry still names it: the failure is the token
+    // endpoint's, worth retrying, and never NotFound (which says the tag is gone).
+    registry.a_gone.store(true, Ordering::SeqCst);
+    let before = fake.requests().len();
+    let error = head("team/two").await.unwrap_err();
+    assert_eq!(
+        (error.reason(), error.is_transient()),
+        ("TokenEndpointFailed", true),
+        "{error}"
+    );
+    assert!(error.to_string().contains("token request to"), "{error}");
+    assert_eq!(
+        seen_since(fake, before),
+        ["GET /realm-a", "HEAD /v2/team/two/manifests/latest",],
+        "the known realm up front, then the registry's challenge, which names the same realm"
+    );
+
+    // The registry now names realm B: the next call learns it, without a restart.
+    *registry.challenge.lock().unwrap() = "b";
+    let before = fake.requests().len();
+    head("team/three").await.unwrap();
+    let seen = seen_since(fake, before);
+    assert_eq!(
+        seen[..3],
+        [
+            "HEAD /v2/team/three/manifests/latest",
+            "GET /realm-b",
+            "HEAD /v2/team/three/manifests/latest Bearer b-1",
+        ],
+        "{seen:?}"
+    );
+    assert_eq!(seen.len(), 3, "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_token_realm_that_fails_while_the_registry_names_a_new_one_is_replaced_within_the_call() {
+    let registry = moving_realm_registry().await;
+    let fake = &registry.fake;
+    let client = client();
+    let head = |repository: &str| {
+        let target = ManifestTarget {
+            repository: repository.into(),
+            ..target(fake, "latest")
+        };
+        let client = client.clone();
+        async move { client.head_manifest(&target, &anonymous()).await }
+    };
+    head("team/one").await.unwrap();
+    registry.a_gone.store(true, Ordering::SeqCst);
+    *registry.challenge.lock().unwrap() = "b";
+    let before = fake.requests().len();
+    head("team/two").await.unwrap();
+    assert_eq!(
+        seen_since(fake, before),
+        [
+            "GET /realm-a",
+            "HEAD /v2/team/two/manifests/latest",
+            "GET /realm-b",
+            "HEAD /v2/team/two/manifests/latest Bearer b-1",
+        ]
+    );
 }

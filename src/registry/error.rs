@@ -1,12 +1,15 @@
 //! The registry client's errors: [`RegistryError`] names the operation and what it was about,
 //! [`RequestFailure`] says what went wrong on the wire. Both give the PascalCase condition reason
-//! and whether a retry may help. Messages never contain credentials or tokens.
+//! and whether a retry may help. Messages never contain credentials or tokens: 401 and 403 bodies
+//! are never echoed, and every other text a registry sent is scrubbed of the call's secrets
+//! ([`super::redact`]) before it becomes part of an error.
 
 use std::time::Duration;
 
 use oci_client::errors::OciEnvelope;
 
 use super::manifest::ManifestError;
+use super::redact::{Secrets, redact};
 use crate::domain::text::shorten;
 
 /// A failed registry operation.
@@ -122,7 +125,8 @@ pub enum RequestFailure {
     Status {
         /// The HTTP status code.
         status: u16,
-        /// The messages of the registry's error envelope, when it sent one.
+        /// The messages of the registry's error envelope, when it sent one (never for 401 and
+        /// 403), scrubbed of the call's secrets.
         message: Option<String>,
         /// The wait in whole seconds (the header's resolution) that a 429 or 503 asked for with
         /// `Retry-After`, when it sent one. Seconds rather than a `Duration` keep the error small.
@@ -204,6 +208,9 @@ impl RequestFailure {
             Self::ResponseTooLarge { .. } => "ResponseTooLarge",
             Self::DigestMismatch { .. } => "DigestMismatch",
             Self::InvalidResponse { .. } => "InvalidResponse",
+            Self::Token { source, .. } if source.is_token_endpoint_failure() => {
+                "TokenEndpointFailed"
+            }
             Self::Token { source, .. } => source.reason(),
             Self::BackingOff { reason, .. } => reason,
             Self::AddressRefused { .. } => "AddressRefused",
@@ -215,7 +222,9 @@ impl RequestFailure {
         match self {
             Self::Status { status, .. } => status_is_transient(*status),
             Self::Timeout { .. } | Self::Connection { .. } | Self::BackingOff { .. } => true,
-            Self::Token { source, .. } => source.is_transient(),
+            Self::Token { source, .. } => {
+                source.is_token_endpoint_failure() || source.is_transient()
+            }
             Self::Tls { .. }
             | Self::ResponseTooLarge { .. }
             | Self::DigestMismatch { .. }
@@ -243,6 +252,74 @@ impl RequestFailure {
             Self::Status { status, .. } => Some(*status),
             Self::Token { source, .. } => source.status(),
             _ => None,
+        }
+    }
+
+    /// Whether this failure of a token request says the token endpoint itself is not working
+    /// (404, 405, 410 and other answers that are neither about the credential nor the request
+    /// rate), rather than the credential (401, 403, 400) or the load (429, 408, 5xx). Such an
+    /// answer says nothing about the image, so it is never `NotFound`; it is worth retrying,
+    /// since the client then learns the registry's challenge again and may find a new realm.
+    fn is_token_endpoint_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Status { status, .. }
+                if (402..500).contains(status) && !matches!(status, 403 | 408 | 429)
+        )
+    }
+
+    /// Whether the client should forget the challenge whose token request failed like this: any
+    /// failure but a refusal of the credential (401, 403), a rate limit (429) or the client's
+    /// own backoff, which a new challenge would not change.
+    pub fn discredits_challenge(&self) -> bool {
+        match self {
+            Self::Token { source, .. } => {
+                !matches!(source.status(), Some(401 | 403 | 429))
+                    && !matches!(**source, Self::BackingOff { .. })
+            }
+            _ => false,
+        }
+    }
+
+    /// This failure with every text in it scrubbed of `secrets`: envelope messages, transport
+    /// details, and the hosts a registry named (a token realm).
+    pub fn redacted(self, secrets: &Secrets) -> Self {
+        if secrets.is_empty() {
+            return self;
+        }
+        let scrub = |text: String| match redact(&text, secrets) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(scrubbed) => scrubbed,
+        };
+        match self {
+            Self::Status {
+                status,
+                message,
+                retry_after_secs,
+            } => Self::Status {
+                status,
+                message: message.map(scrub),
+                retry_after_secs,
+            },
+            Self::Connection { detail } => Self::Connection {
+                detail: scrub(detail),
+            },
+            Self::Tls { detail } => Self::Tls {
+                detail: scrub(detail),
+            },
+            Self::InvalidResponse { detail } => Self::InvalidResponse {
+                detail: scrub(detail),
+            },
+            Self::Token { realm_host, source } => Self::Token {
+                realm_host: scrub(realm_host),
+                source: Box::new(source.redacted(secrets)),
+            },
+            Self::AddressRefused { host } => Self::AddressRefused { host: scrub(host) },
+            // The client's own text: digests it asked for and computed, limits, durations.
+            other @ (Self::DigestMismatch { .. }
+            | Self::Timeout { .. }
+            | Self::ResponseTooLarge { .. }
+            | Self::BackingOff { .. }) => other,
         }
     }
 
@@ -296,11 +373,12 @@ fn status_text(status: u16, message: Option<&str>) -> String {
 /// The messages of an error body, when it is the distribution spec's error envelope
 /// (`{"errors":[{"code":…,"message":…}]}`) or a token service's `{"details":…}` /
 /// OAuth2 `{"error_description":…}`. Anything else (HTML from a proxy, an unknown document) is
-/// not echoed, so arbitrary response bytes never reach a condition message.
-pub fn error_body_message(body: &[u8]) -> Option<String> {
+/// not echoed, so arbitrary response bytes never reach a condition message. The message is
+/// scrubbed of `secrets` before it is shortened, so a cut never leaves part of a secret behind.
+pub fn error_body_message(body: &[u8], secrets: &Secrets) -> Option<String> {
     const MAX_CHARS: usize = 300;
     let clean = |text: &str| -> String {
-        let single_line: String = text
+        let single_line: String = redact(text, secrets)
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
@@ -567,12 +645,12 @@ mod tests {
     fn envelope_messages_are_extracted_with_their_codes() {
         let body = br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."},{"code":"DENIED","message":""}]}"#;
         assert_eq!(
-            error_body_message(body).as_deref(),
+            error_body_message(body, &Secrets::default()).as_deref(),
             Some("TOOMANYREQUESTS: You have reached your pull rate limit.; DENIED")
         );
         let unknown_code = br#"{"errors":[{"code":"ARTIFACT_LOCKED","message":"locked"}]}"#;
         assert_eq!(
-            error_body_message(unknown_code).as_deref(),
+            error_body_message(unknown_code, &Secrets::default()).as_deref(),
             Some("ARTIFACT_LOCKED: locked")
         );
     }
@@ -580,27 +658,196 @@ mod tests {
     #[test]
     fn token_service_error_bodies_are_extracted() {
         assert_eq!(
-            error_body_message(br#"{"details":"incorrect username or password"}"#).as_deref(),
+            error_body_message(
+                br#"{"details":"incorrect username or password"}"#,
+                &Secrets::default()
+            )
+            .as_deref(),
             Some("incorrect username or password")
         );
         assert_eq!(
-            error_body_message(br#"{"error":"invalid_grant","error_description":"expired"}"#)
-                .as_deref(),
+            error_body_message(
+                br#"{"error":"invalid_grant","error_description":"expired"}"#,
+                &Secrets::default()
+            )
+            .as_deref(),
             Some("expired")
         );
     }
 
     #[test]
     fn other_bodies_are_not_echoed_and_long_ones_are_cut() {
-        assert_eq!(error_body_message(b"<html>502 Bad Gateway</html>"), None);
-        assert_eq!(error_body_message(br#"{"AccessKeyId":"AKIA"}"#), None);
-        assert_eq!(error_body_message(b""), None);
+        let none = Secrets::default();
+        assert_eq!(
+            error_body_message(b"<html>502 Bad Gateway</html>", &none),
+            None
+        );
+        assert_eq!(
+            error_body_message(br#"{"AccessKeyId":"AKIA"}"#, &none),
+            None
+        );
+        assert_eq!(error_body_message(b"", &none), None);
         let long = format!(
             r#"{{"errors":[{{"code":"DENIED","message":"{}\n{}"}}]}}"#,
             "x".repeat(500),
             "y"
         );
-        let message = error_body_message(long.as_bytes()).unwrap();
+        let message = error_body_message(long.as_bytes(), &none).unwrap();
         assert!(message.chars().count() <= 301 && !message.contains('\n'));
+    }
+
+    fn token(source: RequestFailure) -> RequestFailure {
+        RequestFailure::Token {
+            realm_host: "auth.example".into(),
+            source: Box::new(source),
+        }
+    }
+
+    #[test]
+    fn a_token_endpoint_failure_is_never_not_found_and_is_worth_retrying() {
+        let table = [
+            (token(status(404)), "TokenEndpointFailed", true),
+            (token(status(410)), "TokenEndpointFailed", true),
+            (token(status(405)), "TokenEndpointFailed", true),
+            (token(status(401)), "Unauthorized", false),
+            (token(status(403)), "Forbidden", false),
+            (token(status(400)), "BadRequest", false),
+            (token(status(408)), "Timeout", true),
+            (token(status(429)), "TooManyRequests", true),
+            (token(status(500)), "InternalError", true),
+            (token(status(503)), "ServiceUnavailable", true),
+            (
+                token(RequestFailure::Connection {
+                    detail: "refused".into(),
+                }),
+                "ServiceUnavailable",
+                true,
+            ),
+            (
+                token(RequestFailure::InvalidResponse {
+                    detail: "no token".into(),
+                }),
+                "InvalidResponse",
+                false,
+            ),
+            // The registry's own 404 still means the tag is gone.
+            (status(404), "NotFound", false),
+        ];
+        for (failure, reason, transient) in table {
+            let error = head(failure);
+            assert_eq!(
+                (error.reason(), error.is_transient()),
+                (reason, transient),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_failure_discredits_the_challenge_unless_it_is_about_the_credential_or_the_load() {
+        let backing_off = RequestFailure::BackingOff {
+            remaining: Duration::from_secs(9),
+            reason: "ServiceUnavailable",
+        };
+        let table = [
+            (token(status(404)), true),
+            (token(status(500)), true),
+            (token(status(400)), true),
+            (
+                token(RequestFailure::Connection {
+                    detail: "refused".into(),
+                }),
+                true,
+            ),
+            (
+                token(RequestFailure::Timeout {
+                    after: Duration::from_secs(30),
+                }),
+                true,
+            ),
+            (token(status(401)), false),
+            (token(status(403)), false),
+            (token(status(429)), false),
+            (token(backing_off), false),
+            // Not a token request at all.
+            (status(404), false),
+        ];
+        for (failure, discredits) in table {
+            assert_eq!(failure.discredits_challenge(), discredits, "{failure}");
+        }
+    }
+
+    #[test]
+    fn redaction_scrubs_every_text_of_a_failure_and_keeps_its_kind() {
+        let mut secrets = Secrets::default();
+        secrets.add("s3cret-token");
+        let table = [
+            (
+                token(RequestFailure::Status {
+                    status: 404,
+                    message: Some("no s3cret-token here".into()),
+                    retry_after_secs: Some(5),
+                }),
+                "token request to auth.example failed: not found (HTTP 404 Not Found): \
+                 no <redacted> here",
+            ),
+            (
+                RequestFailure::Token {
+                    realm_host: "s3cret-token.example".into(),
+                    source: Box::new(status(500)),
+                },
+                "token request to <redacted>.example failed: registry server error \
+                 (HTTP 500 Internal Server Error)",
+            ),
+            (
+                RequestFailure::Connection {
+                    detail: "reset after s3cret-token".into(),
+                },
+                "connection failed: reset after <redacted>",
+            ),
+            (
+                RequestFailure::Tls {
+                    detail: "s3cret-token".into(),
+                },
+                "TLS handshake failed: <redacted>",
+            ),
+            (
+                RequestFailure::InvalidResponse {
+                    detail: "bad s3cret-token".into(),
+                },
+                "invalid response: bad <redacted>",
+            ),
+            (
+                RequestFailure::AddressRefused {
+                    host: "s3cret-token.internal".into(),
+                },
+                "refused to contact <redacted>.internal: a link-local or cloud metadata address",
+            ),
+        ];
+        for (failure, expected) in table {
+            let reason = failure.reason();
+            let retry_after = failure.retry_after();
+            let redacted = failure.redacted(&secrets);
+            assert_eq!(redacted.to_string(), expected);
+            assert_eq!(
+                (redacted.reason(), redacted.retry_after()),
+                (reason, retry_after)
+            );
+        }
+    }
+
+    #[test]
+    fn an_envelope_message_is_scrubbed_before_it_is_cut_so_no_part_of_a_secret_remains() {
+        let secret = "Zm9vYmFyYmF6cXV4cXV1eDEyMzQ1Njc4OTA";
+        let mut secrets = Secrets::default();
+        secrets.add(secret);
+        // The secret straddles the 300th character, where the message is cut.
+        let body = format!(
+            r#"{{"errors":[{{"code":"DENIED","message":"{} {secret} tail"}}]}}"#,
+            "x".repeat(280)
+        );
+        let message = error_body_message(body.as_bytes(), &secrets).unwrap();
+        assert!(!message.contains(&secret[..8]), "{message}");
+        assert!(message.contains("<redacted>"), "{message}");
     }
 }

@@ -11,6 +11,7 @@
 //! - [`egress`] — refusal of link-local and cloud metadata addresses.
 //! - [`manifest`] — media types and parsing of manifests, indexes and image configs.
 //! - [`error`] — [`RegistryError`] and its condition reasons.
+//! - [`redact`] — scrubbing the credentials a request carried out of registry text.
 //! - [`metrics`] — [`RegistryMetrics`].
 
 pub mod challenge;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod limits;
 pub mod manifest;
 pub mod metrics;
+pub mod redact;
 pub mod token_cache;
 pub mod transport;
 

@@ -16,6 +16,7 @@ use super::limits::{
     Admission, HostLimits, HostOutcome, parse_ratelimit_remaining, parse_retry_after,
 };
 use super::metrics::{RegistryMetrics, RequestOutcome};
+use super::redact::{Secrets, redact};
 
 /// How much of an error response is kept to find the registry's message.
 pub const ERROR_BODY_LIMIT: u64 = 64 * 1024;
@@ -42,9 +43,16 @@ pub struct Outgoing {
     pub insecure: bool,
     /// The largest successful body accepted.
     pub body_limit: u64,
-    /// Another scheme will be tried if this one cannot connect, so a connection failure is not
-    /// the host's failure and must not start its backoff.
+    /// One of the schemes of an insecure call: which scheme's failure is the call's is decided
+    /// after all were tried, so a connection or TLS failure is not recorded in the host's backoff
+    /// here; the caller records the one it reports with [`Transport::record_failure`].
     pub fallback_pending: bool,
+    /// The secrets the request carries, scrubbed from the failures and log fields it produces.
+    pub secrets: Secrets,
+    /// The URL's host was named by a registry (a token realm), so it is registry text and is
+    /// scrubbed of `secrets` in log fields and metric labels too. A host a tenant configured is
+    /// shown as it is.
+    pub host_named_by_registry: bool,
 }
 
 /// A response, read completely.
@@ -139,7 +147,8 @@ impl Transport {
                 if attempt.previous().len() >= MAX_REDIRECTS {
                     attempt.error("too many redirects")
                 } else if refuse_link_local && url.host_str().is_some_and(is_refused_host) {
-                    attempt.error("redirect to a link-local or cloud metadata address refused")
+                    let host = authority(url);
+                    attempt.error(RedirectRefused { host })
                 } else if secure && url.scheme() != "https" {
                     attempt.error("redirect from HTTPS to plain HTTP refused")
                 } else {
@@ -162,14 +171,45 @@ impl Transport {
     /// (the caller decides, e.g. a 401 leads to authentication); failures without an HTTP answer,
     /// and success bodies over the limit, are `Err`.
     pub async fn send(&self, request: Outgoing) -> Result<Exchange, RequestFailure> {
+        let secrets = request.secrets.clone();
+        self.send_unscrubbed(request)
+            .await
+            .map_err(|failure| failure.redacted(&secrets))
+    }
+
+    /// Records the failure an insecure call reports after trying its schemes, sent with
+    /// `fallback_pending` and so not recorded by [`Transport::send`]: a transient one makes the
+    /// host back off like any other.
+    pub fn record_failure(&self, host: &str, failure: &RequestFailure) {
+        if matches!(
+            failure,
+            RequestFailure::Connection { .. } | RequestFailure::Tls { .. }
+        ) && failure.is_transient()
+        {
+            self.limits.record(
+                host,
+                HostOutcome::Transient {
+                    reason: failure.reason(),
+                    retry_after: None,
+                },
+            );
+        }
+    }
+
+    async fn send_unscrubbed(&self, request: Outgoing) -> Result<Exchange, RequestFailure> {
         let host = authority(&request.url);
+        let shown = if request.host_named_by_registry {
+            redact(&host, &request.secrets).into_owned()
+        } else {
+            host.clone()
+        };
         if self.config.refuse_link_local && request.url.host_str().is_some_and(is_refused_host) {
             return Err(RequestFailure::AddressRefused { host });
         }
         let (permit, admission) = match self.limits.admit(&host).await {
             Ok(admitted) => admitted,
             Err(backing_off) => {
-                self.metrics.observe_wait(&host, true);
+                self.metrics.observe_wait(&shown, true);
                 return Err(RequestFailure::BackingOff {
                     remaining: backing_off.remaining,
                     reason: backing_off.reason,
@@ -177,10 +217,11 @@ impl Transport {
             }
         };
         if admission == Admission::Waited {
-            self.metrics.observe_wait(&host, false);
+            self.metrics.observe_wait(&shown, false);
         }
         let method = request.method.clone();
         let fallback_pending = request.fallback_pending;
+        let request_secrets = request.secrets.clone();
         let start = Instant::now();
         let result = tokio::time::timeout(self.config.request_timeout, self.exchange(request))
             .await
@@ -197,7 +238,7 @@ impl Transport {
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_ratelimit_remaining)
                 {
-                    self.metrics.set_ratelimit_remaining(&host, remaining);
+                    self.metrics.set_ratelimit_remaining(&shown, remaining);
                 }
                 (
                     RequestOutcome::Status(exchange.status.as_u16()),
@@ -229,22 +270,22 @@ impl Transport {
             ),
         };
         self.metrics
-            .observe_request(&host, method.as_str(), metric, elapsed);
+            .observe_request(&shown, method.as_str(), metric, elapsed);
         if let Some(outcome) = host_outcome {
             self.limits.record(&host, outcome);
         }
         match &result {
             Ok(exchange) => tracing::debug!(
-                registry = %host,
+                registry = %shown,
                 method = %method,
                 status = exchange.status.as_u16(),
                 elapsed_ms = elapsed.as_millis() as u64,
                 "registry request"
             ),
             Err(failure) => tracing::debug!(
-                registry = %host,
+                registry = %shown,
                 method = %method,
-                error = %failure,
+                error = %failure.clone().redacted(&request_secrets),
                 elapsed_ms = elapsed.as_millis() as u64,
                 "registry request failed"
             ),
@@ -355,6 +396,34 @@ pub fn authority(url: &Url) -> String {
     }
 }
 
+/// The redirect policy's refusal of a link-local or metadata address, told apart from other
+/// redirect errors so it is reported as the address guard's refusal.
+#[derive(Debug, thiserror::Error)]
+#[error("redirect to {host} refused: a link-local or cloud metadata address")]
+struct RedirectRefused {
+    host: String,
+}
+
+/// How the resolver of [`super::egress`] words its refusal of a name that resolves only to
+/// refused addresses (`<name> resolves only to …`).
+const RESOLVER_REFUSAL: &str = " resolves only to link-local or cloud metadata addresses";
+
+/// The host the address guard refused somewhere in `error`'s chain: a redirect target, or a name
+/// whose every address is refused.
+fn refused_address(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(refused) = e.downcast_ref::<RedirectRefused>() {
+            return Some(refused.host.clone());
+        }
+        if let Some(name) = e.to_string().strip_suffix(RESOLVER_REFUSAL) {
+            return Some(name.to_owned());
+        }
+        current = next_cause(e);
+    }
+    None
+}
+
 /// Turns a reqwest error into a failure. The URL is left out: a redirect target (a CDN URL) can
 /// carry signed query parameters.
 /// Without an overall reqwest timeout set, a reqwest timeout is the connect timeout.
@@ -364,6 +433,11 @@ fn classify(error: reqwest::Error, connect_timeout: Duration) -> RequestFailure 
         return RequestFailure::Timeout {
             after: connect_timeout,
         };
+    }
+    // The guard's refusal is its own failure, not a connection failure: a scheme fallback must
+    // not replace it, and retrying cannot help.
+    if let Some(host) = refused_address(&error) {
+        return RequestFailure::AddressRefused { host };
     }
     if let Some(tls) = find_tls_error(&error) {
         return RequestFailure::Tls { detail: tls };
@@ -435,5 +509,32 @@ mod tests {
         struct Outer(#[source] std::io::Error);
         let error = Outer(std::io::Error::other("inner"));
         assert_eq!(error_chain(&error), "outer: inner");
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_only_to_refused_addresses_is_the_guards_refusal() {
+        use reqwest::dns::Resolve;
+        let refused = FilteringResolver
+            .resolve("169.254.169.254".parse().unwrap())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(
+            refused_address(refused.as_ref()),
+            Some("169.254.169.254".to_owned())
+        );
+        let other = std::io::Error::other("Connection refused");
+        assert_eq!(refused_address(&other), None);
+    }
+
+    #[test]
+    fn a_refused_redirect_is_found_in_the_error_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("error following redirect")]
+        struct Wrapper(#[source] RedirectRefused);
+        let error = Wrapper(RedirectRefused {
+            host: "169.254.169.254".into(),
+        });
+        assert_eq!(refused_address(&error), Some("169.254.169.254".to_owned()));
     }
 }

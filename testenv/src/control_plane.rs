@@ -21,6 +21,7 @@ pub struct ControlPlane {
     apiserver: ManagedProcess,
     controller_manager: Option<ManagedProcess>,
     url: String,
+    etcd_url: String,
     kubeconfig: PathBuf,
 }
 
@@ -139,6 +140,7 @@ impl ControlPlane {
             apiserver,
             controller_manager: None,
             url,
+            etcd_url: format!("http://127.0.0.1:{client_port}"),
             kubeconfig,
         };
         plane.wait_ready().await?;
@@ -216,6 +218,11 @@ impl ControlPlane {
         })?;
         self.controller_manager = Some(process);
         Ok(())
+    }
+
+    /// The apiserver's URL.
+    pub fn etcd_url(&self) -> &str {
+        &self.etcd_url
     }
 
     /// The apiserver's URL.

@@ -194,6 +194,49 @@ impl TestEnv {
         Registry::start(&binary, &dir, options).await
     }
 
+    /// Writes `object` into etcd under the apiserver's key for a cluster-scoped custom resource
+    /// (`/registry/<group>/<plural>/<name>`), bypassing the apiserver and its validation: how an
+    /// object stored under an older or looser schema looks to a client today. The apiserver serves it
+    /// and sends it to watchers like any other. `Ok(false)` when this environment has no etcd of its
+    /// own (`USE_EXISTING_CLUSTER=true`).
+    pub async fn store_unvalidated(
+        &self,
+        group: &str,
+        plural: &str,
+        object: &serde_json::Value,
+    ) -> Result<bool, TestEnvError> {
+        use base64::Engine;
+        let Some(plane) = &self.control_plane else {
+            return Ok(false);
+        };
+        let etcd = plane
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .etcd_url()
+            .to_owned();
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let key = format!("/registry/{group}/{plural}/{name}");
+        let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let body = serde_json::json!({
+            "key": encode(key.as_bytes()),
+            "value": encode(object.to_string().as_bytes()),
+        });
+        let failed = |message: String| TestEnvError::Io {
+            what: format!("write {key} into etcd"),
+            source: std::io::Error::other(message),
+        };
+        let answer = reqwest::Client::new()
+            .post(format!("{etcd}/v3/kv/put"))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|err| failed(err.to_string()))?;
+        if !answer.status().is_success() {
+            return Err(failed(format!("etcd answered {}", answer.status())));
+        }
+        Ok(true)
+    }
+
     /// Starts kube-controller-manager (once), so Deployments really roll out.
     pub fn start_controller_manager(&self) -> Result<(), TestEnvError> {
         let Some(plane) = &self.control_plane else {

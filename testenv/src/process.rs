@@ -95,7 +95,8 @@ impl ManagedProcess {
 /// Sends SIGTERM to `pid`, which must be a child of this process that has not been reaped yet
 /// (then the pid cannot have been reused).
 pub fn send_sigterm(pid: u32) -> io::Result<()> {
-    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let pid =
+        libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: kill(2) has no memory effects; the caller guarantees the pid is its own child.
     if unsafe { libc::kill(pid, libc::SIGTERM) } == 0 {
         Ok(())

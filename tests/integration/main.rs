@@ -23,5 +23,7 @@ mod oc_commands;
 mod oc_convert;
 mod oc_describe;
 mod operations;
+mod recovery;
 mod scale;
 mod triggers;
+mod unreadable_objects;

@@ -10,6 +10,7 @@ use imagestream_operator::api::triggers;
 use imagestream_operator::api::{
     ImageContentSourcePolicy, ImageDigestMirrorSet, ImageStream, ImageTagMirrorSet,
 };
+use imagestream_operator::domain::trigger_annotation;
 use imagestream_testenv::TestEnv;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Api, CustomResourceExt};
@@ -297,8 +298,12 @@ async fn a_deployment_with_the_trigger_annotation_is_accepted_and_the_annotation
         .await
         .unwrap();
     let annotation = &deployment.metadata.annotations.unwrap()[triggers::TRIGGERS_ANNOTATION];
-    let parsed = triggers::parse_annotation(annotation, triggers::WorkloadKind::Deployment, &ns)
-        .expect("the stored annotation parses");
+    let parsed = trigger_annotation::parse_annotation(
+        annotation,
+        trigger_annotation::WorkloadKind::Deployment,
+        &ns,
+    )
+    .expect("the stored annotation parses");
     assert_eq!(parsed.len(), 1);
 }
 

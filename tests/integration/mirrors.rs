@@ -308,6 +308,159 @@ async fn never_contact_source_fails_the_import_without_a_request_to_the_source()
 }
 
 #[tokio::test]
+async fn never_contact_source_on_a_digest_mirror_set_blocks_a_tag_import_with_no_tag_mirror() {
+    let env = crate::support::env().await;
+    let ns = env.namespace("mirrors").await;
+    let client = env.client().await;
+    let source = env.registry();
+    let repository = unique("blocked");
+    let digest_mirror = unique("blocked-digest");
+    // Both hold the tag, so contacting either by tag would import something.
+    let pusher = ImagePusher::for_registry(source);
+    for pushed_to in [&repository, &digest_mirror] {
+        pusher
+            .push_random(pushed_to, "v1", ManifestFormat::Oci)
+            .await
+            .unwrap();
+    }
+    let idms_name = object_name("blocks-tags");
+    let _idms = create_mirror_object::<ImageDigestMirrorSet>(
+        &client,
+        json!({"apiVersion": "config.openshift.io/v1", "kind": "ImageDigestMirrorSet",
+               "metadata": {"name": idms_name},
+               "spec": {"imageDigestMirrors": [
+                   {"source": format!("{}/{repository}", source.host()),
+                    "mirrors": [format!("{}/{digest_mirror}", source.host())],
+                    "mirrorSourcePolicy": "NeverContactSource"}]}}),
+    )
+    .await;
+    let _operator = start_operator(client.clone(), &ns, config(Duration::from_secs(900))).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let reference = format!("{}/{repository}:v1", source.host());
+    create_stream(&api, "app", vec![docker_tag("v1", &reference, false)]).await;
+    let stream = wait_for(&api, "app", "the failure", |s| {
+        current_image(s, "v1").is_some() || condition_reason(s, "v1").is_some()
+    })
+    .await;
+    assert_eq!(
+        condition_reason(&stream, "v1").as_deref(),
+        Some("SourceBlocked"),
+        "{:?}",
+        stream.status
+    );
+    assert_eq!(current_image(&stream, "v1"), None);
+    let message = condition_message(&stream, "v1");
+    assert!(
+        message.contains(&format!("ImageDigestMirrorSet/{idms_name}"))
+            && message.contains("NeverContactSource")
+            && message.contains("ImageTagMirrorSet"),
+        "the condition does not say what blocks the source: {message}"
+    );
+    assert_eq!(
+        operator_requests(source, &repository),
+        0,
+        "the blocked source was contacted"
+    );
+    assert_eq!(
+        operator_requests(source, &digest_mirror),
+        0,
+        "a digest mirror was asked for a tag"
+    );
+}
+
+#[tokio::test]
+async fn a_tag_import_of_a_source_blocked_by_a_digest_mirror_set_uses_the_tag_mirror_only() {
+    let env = crate::support::env().await;
+    let ns = env.namespace("mirrors").await;
+    let client = env.client().await;
+    let source = env.registry();
+    let repository = unique("blocked");
+    let tag_mirror = unique("blocked-tags");
+    // The same tag names different images on the source and the mirror, so the test can tell
+    // who served the import.
+    let pusher = ImagePusher::for_registry(source);
+    let on_source = pusher
+        .push_random(&repository, "v1", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let on_mirror = pusher
+        .push_random(&tag_mirror, "v1", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    assert_ne!(on_mirror.digest, on_source.digest);
+    let idms_name = object_name("blocks-tags");
+    let _idms = create_mirror_object::<ImageDigestMirrorSet>(
+        &client,
+        json!({"apiVersion": "config.openshift.io/v1", "kind": "ImageDigestMirrorSet",
+               "metadata": {"name": idms_name},
+               "spec": {"imageDigestMirrors": [
+                   {"source": format!("{}/{repository}", source.host()),
+                    "mirrors": [format!("{}/{}", source.host(), unique("unused-digest"))],
+                    "mirrorSourcePolicy": "NeverContactSource"}]}}),
+    )
+    .await;
+    // The tag mirror set itself allows the source: the digest mirror set's fence still holds.
+    let _itms = create_mirror_object::<ImageTagMirrorSet>(
+        &client,
+        json!({"apiVersion": "config.openshift.io/v1", "kind": "ImageTagMirrorSet",
+               "metadata": {"name": object_name("tags")},
+               "spec": {"imageTagMirrors": [
+                   {"source": format!("{}/{repository}", source.host()),
+                    "mirrors": [format!("{}/{tag_mirror}", source.host())]}]}}),
+    )
+    .await;
+    let _operator = start_operator(client.clone(), &ns, config(Duration::from_secs(1))).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let reference = format!("{}/{repository}:v1", source.host());
+    create_stream(&api, "app", vec![docker_tag("v1", &reference, true)]).await;
+    let stream = wait_for(&api, "app", "the mirrored import", |s| {
+        current_image(s, "v1").is_some() || condition_reason(s, "v1").is_some()
+    })
+    .await;
+    assert_eq!(
+        current_image(&stream, "v1"),
+        Some(on_mirror.digest.clone()),
+        "{:?}",
+        stream.status
+    );
+    let event = &stream.status.as_ref().unwrap().tag("v1").unwrap().items[0];
+    assert_eq!(
+        event.docker_image_reference,
+        format!("{}/{repository}@{}", source.host(), on_mirror.digest),
+        "the reference must name the source"
+    );
+    assert!(operator_requests(source, &tag_mirror) >= 1);
+
+    // The mirror loses the tag: the next scheduled import may not fall back to the source.
+    let deleted = reqwest::Client::new()
+        .delete(format!(
+            "{}/v2/{tag_mirror}/manifests/{}",
+            source.base_url(),
+            on_mirror.digest
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 202, "{deleted:?}");
+    let stream = wait_for(&api, "app", "the failed re-import", |s| {
+        condition_reason(s, "v1").is_some()
+    })
+    .await;
+    assert_eq!(condition_reason(&stream, "v1").as_deref(), Some("NotFound"));
+    let message = condition_message(&stream, "v1");
+    assert!(
+        message.contains(&format!("ImageDigestMirrorSet/{idms_name}")),
+        "the condition does not say what blocks the source: {message}"
+    );
+    assert_eq!(history(&stream, "v1"), [on_mirror.digest.clone()]);
+    assert_eq!(
+        operator_requests(source, &repository),
+        0,
+        "the blocked source was contacted"
+    );
+}
+
+#[tokio::test]
 async fn a_wildcard_source_sends_any_subdomain_to_the_mirror() {
     let env = crate::support::env().await;
     let ns = env.namespace("mirrors").await;

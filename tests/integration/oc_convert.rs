@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use crate::support::*;
 use imagestream_operator::api::ImageStream;
-use imagestream_operator::api::triggers::{
-    TRIGGERS_ANNOTATION, WorkloadKind, locate_containers, parse_annotation,
-};
+use imagestream_operator::api::triggers::TRIGGERS_ANNOTATION;
 use imagestream_operator::domain::deployment_config::PLACEHOLDER_REGISTRY;
+use imagestream_operator::domain::trigger_annotation::{
+    WorkloadKind, locate_containers, parse_annotation,
+};
 use imagestream_operator::oc::convert::{ConvertSummary, OutputFormat, convert};
 use imagestream_testenv::images::{ImagePusher, ManifestFormat};
 use k8s_openapi::api::apps::v1::Deployment;
