@@ -18,9 +18,12 @@ use crate::domain::credential::RegistryCredential;
 /// OpenShift, any other value, `"True"` included, leaves the secret in use).
 pub const EXCLUDE_SECRET_ANNOTATION: &str = "openshift.io/image.excludeSecret";
 
-/// The largest pull-secret payload read, in bytes (1 MiB, the API server's own limit for a whole
-/// Secret). Anything larger is refused before it is parsed.
-pub const MAX_PULL_SECRET_BYTES: usize = 1 << 20;
+/// The largest pull-secret payload read, in bytes (256 KiB). Real pull secrets are a few KiB — an
+/// OpenShift cluster's global pull secret is about 3 KiB — and every parsed secret is held in
+/// memory for its namespace's imports, so a payload this large is a mistake or an attack on that
+/// memory. Anything larger is refused before it is parsed, with a Warning Event on the Secret. (The
+/// API server's own limit, about 1 MiB for a whole Secret, would never fire.)
+pub const MAX_PULL_SECRET_BYTES: usize = 256 * 1024;
 
 /// Registry keys and similar user text are cut to this many characters in messages, so one absurd
 /// key cannot blow up an Event.

@@ -23,6 +23,8 @@ pub struct ControlPlane {
     url: String,
     etcd_url: String,
     kubeconfig: PathBuf,
+    /// How the apiserver was started, to start it again after [`Self::stop_apiserver`].
+    apiserver_restart: (PathBuf, Vec<String>, PathBuf),
 }
 
 impl ControlPlane {
@@ -88,41 +90,43 @@ impl ControlPlane {
 
         let port = free_port()?;
         let url = format!("https://127.0.0.1:{port}");
-        let mut apiserver_cmd = Command::new(apiserver_bin);
-        apiserver_cmd
-            .arg(format!("--etcd-servers=http://127.0.0.1:{client_port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg("--advertise-address=127.0.0.1")
-            .arg(format!("--secure-port={port}"))
-            .arg(format!("--cert-dir={}", pki.display()))
-            .arg(format!(
+        let apiserver_args: Vec<String> = vec![
+            format!("--etcd-servers=http://127.0.0.1:{client_port}"),
+            "--bind-address=127.0.0.1".to_owned(),
+            "--advertise-address=127.0.0.1".to_owned(),
+            format!("--secure-port={port}"),
+            format!("--cert-dir={}", pki.display()),
+            format!(
                 "--tls-cert-file={}",
                 pki.join("apiserver.crt").display()
-            ))
-            .arg(format!(
+            ),
+            format!(
                 "--tls-private-key-file={}",
                 pki.join("apiserver.key").display()
-            ))
-            .arg(format!("--client-ca-file={}", ca_file.display()))
-            .arg(format!(
+            ),
+            format!("--client-ca-file={}", ca_file.display()),
+            format!(
                 "--token-auth-file={}",
                 pki.join("tokens.csv").display()
-            ))
-            .arg("--authorization-mode=RBAC")
-            .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
-            .arg(format!(
+            ),
+            "--authorization-mode=RBAC".to_owned(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_owned(),
+            format!(
                 "--service-account-key-file={}",
                 pki.join("sa.pub").display()
-            ))
-            .arg(format!(
+            ),
+            format!(
                 "--service-account-signing-key-file={}",
                 pki.join("sa.key").display()
-            ))
-            .arg("--service-cluster-ip-range=10.96.0.0/24")
-            .arg("--disable-admission-plugins=ServiceAccount")
-            .arg("--allow-privileged=true")
-            .arg("--enable-priority-and-fairness=false")
-            .arg("--v=0");
+            ),
+            "--service-cluster-ip-range=10.96.0.0/24".to_owned(),
+            "--disable-admission-plugins=ServiceAccount".to_owned(),
+            "--allow-privileged=true".to_owned(),
+            "--enable-priority-and-fairness=false".to_owned(),
+            "--v=0".to_owned(),
+        ];
+        let mut apiserver_cmd = Command::new(apiserver_bin);
+        apiserver_cmd.args(&apiserver_args);
         let apiserver = ManagedProcess::spawn(
             "kube-apiserver",
             apiserver_cmd,
@@ -142,9 +146,35 @@ impl ControlPlane {
             url,
             etcd_url: format!("http://127.0.0.1:{client_port}"),
             kubeconfig,
+            apiserver_restart: (
+                apiserver_bin.to_owned(),
+                apiserver_args,
+                dir.join("kube-apiserver-restarted.log"),
+            ),
         };
         plane.wait_ready().await?;
         Ok(plane)
+    }
+
+    /// Kills the apiserver (etcd keeps running): clients see connections refused until
+    /// [`Self::start_apiserver_again`].
+    pub fn stop_apiserver(&mut self) {
+        self.apiserver.kill();
+    }
+
+    /// Starts the apiserver again with the same flags, port and certificates; it logs to
+    /// `kube-apiserver-restarted.log`. The caller waits until it is ready.
+    pub fn start_apiserver_again(&mut self) -> Result<(), TestEnvError> {
+        let (program, args, log) = &self.apiserver_restart;
+        let mut command = Command::new(program);
+        command.args(args);
+        self.apiserver = ManagedProcess::spawn("kube-apiserver", command, log).map_err(|source| {
+            TestEnvError::Spawn {
+                program: program.clone(),
+                source,
+            }
+        })?;
+        Ok(())
     }
 
     /// Polls `/readyz` until it answers, or reports why the apiserver did not come up.

@@ -237,6 +237,45 @@ impl TestEnv {
         Ok(true)
     }
 
+    /// Stops the apiserver for `down`, starts it again and waits until it answers `/readyz` with
+    /// `ok`; returns when it does. Every client of the environment sees the outage. `Ok(false)`
+    /// when this environment has no apiserver of its own (`USE_EXISTING_CLUSTER=true`).
+    pub async fn restart_apiserver(&self, down: Duration) -> Result<bool, TestEnvError> {
+        let Some(plane) = &self.control_plane else {
+            return Ok(false);
+        };
+        plane
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stop_apiserver();
+        tokio::time::sleep(down).await;
+        plane
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .start_apiserver_again()?;
+        let client = client_from_kubeconfig(&self.kubeconfig).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let request = http::Request::get("/readyz")
+                .body(Vec::new())
+                .expect("a static request is valid");
+            let last = match client.request_text(request).await {
+                Ok(body) if body.trim() == "ok" => return Ok(true),
+                Ok(body) => body,
+                Err(err) => err.to_string(),
+            };
+            if tokio::time::Instant::now() > deadline {
+                return Err(TestEnvError::NotReady {
+                    program: "kube-apiserver (restarted)".into(),
+                    waited: Duration::from_secs(60),
+                    last,
+                    log_tail: String::new(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Starts kube-controller-manager (once), so Deployments really roll out.
     pub fn start_controller_manager(&self) -> Result<(), TestEnvError> {
         let Some(plane) = &self.control_plane else {

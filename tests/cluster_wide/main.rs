@@ -8,11 +8,13 @@ use std::time::Duration;
 use imagestream_operator::api::ImageStream;
 use imagestream_operator::api::image_stream::{TagReference, TagSource};
 use imagestream_operator::controller::ControllerConfig;
+use imagestream_operator::controller::IMPORT_REQUESTED_ANNOTATION;
 use imagestream_operator::controller::supervisor::ControllersEnded;
 use imagestream_operator::registry::{RegistryClient, RegistryClientConfig};
 use imagestream_testenv::images::{ImagePusher, ManifestFormat};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::PostParams;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::{Mutex, oneshot};
@@ -269,4 +271,112 @@ async fn a_namespace_scoped_operator_copies_an_image_stream_tag_from_a_namespace
         base.status.as_ref().unwrap().tag("v1").unwrap().items.len(),
         1
     );
+}
+
+#[tokio::test]
+async fn after_an_api_server_outage_streams_and_triggers_act_within_the_same_watch_budget() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let env = env().await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let repository = unique("outage");
+    let pusher = ImagePusher::for_registry(registry);
+    let first = pusher
+        .push_random(&repository, "v1", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let ns = env.namespace("outage").await;
+    let operator = RunningOperator::start(client.clone(), None, config(Duration::from_secs(900)));
+    let streams = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:v1", registry.host());
+    create_stream(&streams, "app", vec![docker_tag("v1", &from, false)]).await;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    deployments
+        .create(&PostParams::default(), &triggered_deployment("web", "app"))
+        .await
+        .unwrap();
+    let first_reference = format!("{}/{repository}@{}", registry.host(), first.digest);
+    wait_for_deployment_image(
+        &deployments,
+        "web",
+        &first_reference,
+        Duration::from_secs(60),
+    )
+    .await;
+
+    // 30 s without an API server: every watch fails again and again and backs off.
+    assert!(
+        env.restart_apiserver(Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "this environment has an API server of its own"
+    );
+    let back = tokio::time::Instant::now();
+    let second = pusher
+        .push_random(&repository, "v1", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let patch =
+        json!({"metadata": {"annotations": {IMPORT_REQUESTED_ANNOTATION: "after-the-outage"}}});
+    eventually(
+        "the import request to be accepted",
+        Duration::from_secs(30),
+        || async {
+            streams
+                .patch("app", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    wait_for(&streams, "app", "the import after the outage", |s| {
+        current_image(s, "v1") == Some(second.digest.clone())
+    })
+    .await;
+    let stream_acted = back.elapsed();
+    let second_reference = format!("{}/{repository}@{}", registry.host(), second.digest);
+    wait_for_deployment_image(
+        &deployments,
+        "web",
+        &second_reference,
+        Duration::from_secs(60),
+    )
+    .await;
+    let trigger_acted = back.elapsed();
+    operator.stop().await;
+    // Every watch retries within 5 s (+50% jitter) of the API server's return; the rest is the
+    // import and two writes. kube's default watch backoff (up to 30 s, drawn per watch) made the
+    // trigger controller act 35 s after a restart where the stream controller took 10 s.
+    let budget = Duration::from_secs(15);
+    assert!(
+        stream_acted < budget,
+        "the stream moved {stream_acted:?} after the API server returned"
+    );
+    assert!(
+        trigger_acted < budget,
+        "the Deployment moved {trigger_acted:?} after the API server returned"
+    );
+}
+
+async fn wait_for_deployment_image(
+    api: &Api<Deployment>,
+    name: &str,
+    image: &str,
+    within: Duration,
+) {
+    eventually(&format!("{name} to run {image}"), within, || async {
+        let deployment = api.get(name).await.map_err(|e| e.to_string())?;
+        let current = deployment
+            .spec
+            .and_then(|s| s.template.spec)
+            .and_then(|s| s.containers.into_iter().next())
+            .and_then(|c| c.image)
+            .unwrap_or_default();
+        if current == image {
+            Ok(())
+        } else {
+            Err(current)
+        }
+    })
+    .await;
 }

@@ -757,3 +757,89 @@ async fn a_cross_stream_copy_does_not_follow_its_source_until_an_import_is_reque
     );
     assert_eq!(refreshed.metadata.generation, generation);
 }
+
+#[tokio::test]
+async fn a_pull_secret_larger_than_256_kib_is_refused_with_a_warning_and_the_others_still_serve() {
+    let env = crate::support::env().await;
+    let ns = env.namespace("creds-large").await;
+    let client = env.client().await;
+    let (registry, _dir) = basic_auth_registry(env, "large", &[("alice", "wonderland")]).await;
+    let repository = unique("large");
+    let pushed = ImagePusher::for_registry(&registry)
+        .with_credentials("alice", "wonderland")
+        .push_random(&repository, "v1", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    // 3,000 made-up registries beside the real one: about 300 KiB, well under the API server's
+    // limit for a Secret.
+    let mut auths = serde_json::Map::new();
+    for n in 0..3000 {
+        auths.insert(
+            format!("registry-{n:04}.example.com"),
+            json!({"auth": BASE64.encode(format!("user{n}:password-{n:04}-padding-padding"))}),
+        );
+    }
+    auths.insert(
+        registry.host().to_owned(),
+        json!({"auth": BASE64.encode("alice:wonderland")}),
+    );
+    let payload = json!({ "auths": auths }).to_string();
+    assert!(payload.len() > 256 * 1024 && payload.len() < 1024 * 1024);
+    let large = Secret {
+        metadata: ObjectMeta {
+            name: Some("everything".into()),
+            ..ObjectMeta::default()
+        },
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        string_data: Some([(".dockerconfigjson".to_owned(), payload)].into()),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &large)
+        .await
+        .unwrap();
+    create_pull_secret(
+        &client,
+        &ns,
+        "registry-alice",
+        registry.host(),
+        ("alice", "wonderland"),
+        false,
+    )
+    .await;
+    let _operator = start_operator(client.clone(), &ns, config(NEVER)).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:v1", registry.host());
+    create_stream(&api, "app", vec![docker_tag("v1", &from, false)]).await;
+    let imported = wait_for(&api, "app", "the import with the small secret", |s| {
+        current_image(s, "v1").is_some() || condition_reason(s, "v1").is_some()
+    })
+    .await;
+    assert_eq!(
+        current_image(&imported, "v1"),
+        Some(pushed.digest.clone()),
+        "{}",
+        condition_message(&imported, "v1")
+    );
+    let warnings = eventually(
+        "a Warning Event on the large secret",
+        Duration::from_secs(30),
+        || async {
+            let warnings = warnings_on(&client, &ns, "everything").await;
+            if warnings.is_empty() {
+                Err("none yet".to_owned())
+            } else {
+                Ok(warnings)
+            }
+        },
+    )
+    .await;
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].reason.as_deref(), Some("PullSecretTooLarge"));
+    let note = warnings[0].note.clone().unwrap_or_default();
+    assert!(note.contains("262144"), "{note}");
+    assert!(
+        !note.contains("wonderland") && !note.contains("padding"),
+        "{note}"
+    );
+}

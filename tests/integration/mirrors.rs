@@ -452,7 +452,10 @@ async fn a_tag_import_of_a_source_blocked_by_a_digest_mirror_set_uses_the_tag_mi
         message.contains(&format!("ImageDigestMirrorSet/{idms_name}")),
         "the condition does not say what blocks the source: {message}"
     );
-    assert_eq!(history(&stream, "v1"), [on_mirror.digest.clone()]);
+    assert_eq!(
+        history(&stream, "v1"),
+        std::slice::from_ref(&on_mirror.digest)
+    );
     assert_eq!(
         operator_requests(source, &repository),
         0,

@@ -48,7 +48,7 @@ async fn after_a_registry_outage_every_stream_recovers_within_the_recovery_bound
         &ns,
         config(INTERVAL),
         RegistryClientConfig {
-            limits: LimitsConfig::for_interval(INTERVAL),
+            limits: LimitsConfig { backoff_max: Duration::from_secs(300), ..LimitsConfig::for_interval(INTERVAL) },
             ..RegistryClientConfig::default()
         },
     )
