@@ -48,7 +48,7 @@ async fn after_a_registry_outage_every_stream_recovers_within_the_recovery_bound
         &ns,
         config(INTERVAL),
         RegistryClientConfig {
-            limits: LimitsConfig { backoff_max: Duration::from_secs(300), ..LimitsConfig::for_interval(INTERVAL) },
+            limits: LimitsConfig::for_interval(INTERVAL),
             ..RegistryClientConfig::default()
         },
     )
@@ -58,8 +58,8 @@ async fn after_a_registry_outage_every_stream_recovers_within_the_recovery_bound
     let host = registry.host().to_owned();
     let from = |n: usize| format!("{host}/{}:v1", repositories[n]);
     // Four scheduled streams, imported before the outage.
-    for n in 0..4 {
-        create_stream(&api, &names[n], vec![docker_tag("v1", &from(n), true)]).await;
+    for (n, name) in names[..4].iter().enumerate() {
+        create_stream(&api, name, vec![docker_tag("v1", &from(n), true)]).await;
     }
     for name in &names[..4] {
         wait_for(&api, name, "the first import", |s| {
