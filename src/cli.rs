@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand};
 use thiserror::Error;
 
 use crate::api;
 use crate::controller::Concurrency;
+use crate::controller::importer::ImportLimits;
 use crate::domain::platform::Platform;
 
 /// The program name under which the binary acts as a kubectl plugin (`kubectl imagestream …`).
@@ -304,6 +306,14 @@ pub struct RunArgs {
     /// Empty allows every registry. Link-local and cloud metadata addresses are refused regardless.
     #[arg(long, env = "ALLOWED_REGISTRIES", value_delimiter = ',')]
     pub allowed_registries: Vec<String>,
+    /// Entries of a manifest list one Image may record: a `PreserveOriginal` import of a longer list
+    /// fails with `ManifestListTooLarge` and creates no Image.
+    #[arg(long, env = "MAX_MANIFEST_LIST_CHILDREN", default_value_t = ImportLimits::DEFAULT_MAX_MANIFEST_LIST_CHILDREN, value_parser = clap::value_parser!(u32).range(1..).map(|n: u32| n as usize))]
+    pub max_manifest_list_children: usize,
+    /// Layers of one image an Image may record: an image with more fails with `TooManyLayers` and
+    /// creates no Image.
+    #[arg(long, env = "MAX_IMAGE_LAYERS", default_value_t = ImportLimits::DEFAULT_MAX_IMAGE_LAYERS, value_parser = clap::value_parser!(u32).range(1..).map(|n: u32| n as usize))]
+    pub max_image_layers: usize,
     /// Requests started per second to one registry host at most; 0 for no budget.
     #[arg(long, env = "REGISTRY_RATE_LIMIT", default_value_t = 20)]
     pub registry_rate_limit: u32,
@@ -570,6 +580,10 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
             triggers: args.trigger_concurrency.clamp(1, usize::from(u16::MAX)),
             imports: args.import_concurrency.max(1),
             imports_per_host: args.registry_max_concurrency.max(1),
+        },
+        import_limits: ImportLimits {
+            max_manifest_list_children: args.max_manifest_list_children,
+            max_image_layers: args.max_image_layers,
         },
     };
     let timing = crate::leader::LeaseTiming::for_duration(args.leader_election_lease_duration);

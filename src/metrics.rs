@@ -52,6 +52,19 @@ pub struct ImportLabels {
     pub result: String,
 }
 
+/// Labels of an import refused by a limit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// One of [`IMPORT_REFUSAL_REASONS`].
+    pub reason: String,
+}
+
+/// The `reason` label of a refused import: a manifest list with more entries than
+/// `--max-manifest-list-children`, an image with more layers than `--max-image-layers`, and an
+/// Image the API server refused to store for its size.
+pub const IMPORT_REFUSAL_REASONS: [&str; 3] =
+    ["ManifestListTooLarge", "TooManyLayers", "ImageTooLarge"];
+
 /// Labels of a trigger write.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct TriggerWriteLabels {
@@ -133,6 +146,7 @@ pub struct Metrics {
     reconcile_failures: Family<FailureLabels, Counter>,
     reconcile_duration: Family<ControllerLabels, Histogram, fn() -> Histogram>,
     imports: Family<ImportLabels, Counter>,
+    import_refusals: Family<RefusalLabels, Counter>,
     trigger_writes: Family<TriggerWriteLabels, Counter>,
     leader: Gauge,
     remembered: Family<CacheLabels, Gauge>,
@@ -164,6 +178,7 @@ impl Metrics {
                 reconcile_histogram,
             );
         let imports = Family::<ImportLabels, Counter>::default();
+        let import_refusals = Family::<RefusalLabels, Counter>::default();
         let trigger_writes = Family::<TriggerWriteLabels, Counter>::default();
         let leader = Gauge::default();
         let remembered = Family::<CacheLabels, Gauge>::default();
@@ -201,6 +216,11 @@ impl Metrics {
             imports.clone(),
         );
         registry.register(
+            "import_refusals",
+            "Imports refused by a limit that protects shared resources, by reason (ManifestListTooLarge, TooManyLayers, ImageTooLarge); counted when decided, not when a remembered refusal answers again",
+            import_refusals.clone(),
+        );
+        registry.register(
             "trigger_writes",
             "Image fields written to workloads by image-change triggers, per workload kind",
             trigger_writes.clone(),
@@ -232,6 +252,11 @@ impl Metrics {
                 result: result.label().to_owned(),
             });
         }
+        for reason in IMPORT_REFUSAL_REASONS {
+            let _ = import_refusals.get_or_create(&RefusalLabels {
+                reason: reason.to_owned(),
+            });
+        }
         for cache in REMEMBERED_CACHES {
             let _ = remembered.get_or_create(&CacheLabels {
                 cache: cache.to_owned(),
@@ -248,6 +273,7 @@ impl Metrics {
             reconcile_failures,
             reconcile_duration,
             imports,
+            import_refusals,
             trigger_writes,
             leader,
             remembered,
@@ -334,6 +360,25 @@ impl Metrics {
                 result: result.label().to_owned(),
             })
             .inc();
+    }
+
+    /// Counts one import refused by a limit, with the refusal's `reason` (one of
+    /// [`IMPORT_REFUSAL_REASONS`]).
+    pub fn count_import_refusal(&self, reason: &str) {
+        self.import_refusals
+            .get_or_create(&RefusalLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Refused imports counted with `reason`.
+    pub fn import_refusal_count(&self, reason: &str) -> u64 {
+        self.import_refusals
+            .get(&RefusalLabels {
+                reason: reason.to_owned(),
+            })
+            .map_or(0, |c| c.get())
     }
 
     /// Counts one write of image fields to a workload of `kind` (`Deployment`, `StatefulSet`, …).
@@ -455,6 +500,31 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("imagestream_operator_leader 1"), "{text}");
+    }
+
+    #[test]
+    fn import_refusals_are_counted_by_reason_and_every_reason_exists_from_the_start() {
+        let metrics = Metrics::new();
+        let text = metrics.encode().unwrap();
+        for reason in IMPORT_REFUSAL_REASONS {
+            assert!(
+                text.contains(&format!(
+                    r#"imagestream_operator_import_refusals_total{{reason="{reason}"}} 0"#
+                )),
+                "{text}"
+            );
+        }
+        metrics.count_import_refusal("TooManyLayers");
+        metrics.count_import_refusal("TooManyLayers");
+        assert_eq!(metrics.import_refusal_count("TooManyLayers"), 2);
+        assert_eq!(metrics.import_refusal_count("ImageTooLarge"), 0);
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains(
+                r#"imagestream_operator_import_refusals_total{reason="TooManyLayers"} 2"#
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct ControllerConfig {
     pub allowed_registries: crate::domain::registry_allowlist::RegistryAllowlist,
     /// How many workers bound the controllers.
     pub concurrency: Concurrency,
+    /// Manifest-list entries and image layers one Image may record (`--max-manifest-list-children`,
+    /// `--max-image-layers`).
+    pub import_limits: super::importer::ImportLimits,
 }
 
 /// How much the operator does at once.
@@ -163,6 +166,8 @@ pub struct Context {
     pub created_images: Mutex<HashSet<String>>,
     /// One lock per digest whose content is being fetched, so it is fetched once.
     pub content_flights: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Digests whose import a limit refused, so they are not downloaded again at every ask.
+    pub refusals: super::importer::Refusals,
     /// Reconcile and import counts.
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -218,6 +223,7 @@ impl Context {
             pull_secrets: Mutex::new(HashMap::new()),
             created_images: Mutex::new(HashSet::new()),
             content_flights: Mutex::new(HashMap::new()),
+            refusals: super::importer::Refusals::default(),
             metrics,
         }
     }
@@ -385,6 +391,7 @@ mod tests {
                 image_gc_grace: None,
                 allowed_registries: Default::default(),
                 concurrency: Concurrency::default(),
+                import_limits: Default::default(),
             },
             Caches {
                 images: reflector::store::<DeserializeGuard<ImageSummary>>().0,

@@ -12,7 +12,18 @@ use crate::api::image::{
     ImageManifest as ManifestEntry,
 };
 use crate::domain::image_name::ImageNameError;
-use crate::registry::manifest::{ImageConfig, ImageManifest, ManifestIndex};
+use crate::registry::manifest::{ImageConfig, ImageManifest, ManifestError, ManifestIndex};
+
+/// Why an Image cannot be built from what the registry returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageObjectError {
+    /// The digest cannot name an Image.
+    #[error(transparent)]
+    Name(#[from] ImageNameError),
+    /// The manifest has no valid size (a negative size, or sizes whose sum overflows).
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
 
 /// The Image for a single-platform image manifest `digest` with its parsed config.
 pub fn image_for_manifest(
@@ -21,7 +32,9 @@ pub fn image_for_manifest(
     media_type: &str,
     manifest: &ImageManifest,
     config: &ImageConfig,
-) -> Result<Image, ImageNameError> {
+) -> Result<Image, ImageObjectError> {
+    // Checked before anything else: sizes come from the registry.
+    let size = manifest.total_size()?;
     let mut image = Image::for_digest(digest)?;
     image.docker_image_reference = Some(reference.to_owned());
     image.docker_image_manifest_media_type = Some(media_type.to_owned());
@@ -52,7 +65,7 @@ pub fn image_for_manifest(
         author: config.author.clone(),
         architecture: config.architecture.clone(),
         os: config.os.clone(),
-        size: Some(manifest.total_size()),
+        size: Some(size),
         config: Some(DockerContainerConfig {
             user: c.user.clone(),
             exposed_ports: empty_set(&c.exposed_ports),
@@ -204,6 +217,29 @@ mod tests {
         );
         assert_eq!(image.docker_image_manifests[0].manifest_size, 512);
         assert!(image.docker_image_layers.is_empty());
+    }
+
+    #[test]
+    fn an_image_whose_sizes_overflow_is_not_built() {
+        let manifest = ImageManifest {
+            config: descriptor('c', 10),
+            layers: vec![
+                descriptor('a', 1 << 62),
+                descriptor('b', 1 << 62),
+                descriptor('e', 1 << 62),
+            ],
+        };
+        let built = image_for_manifest(
+            &digest('d'),
+            "example.com/app@sha256:dd",
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+            &ImageConfig::default(),
+        );
+        assert_eq!(
+            built.map(|_| ()),
+            Err(ImageObjectError::Manifest(ManifestError::SizeOverflow))
+        );
     }
 
     #[test]

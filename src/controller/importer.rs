@@ -1,8 +1,11 @@
 //! One distinct tag's import: a HEAD of the manifest through the pull plan, then — only for digests
 //! that have no Image yet, one fetch per digest at a time — the manifest and config GETs and the
 //! Image objects. Returns the digest the tag records; the stream reconcile turns it into a
-//! TagEvent in each subscriber's spelling.
+//! TagEvent in each subscriber's spelling. Imports keep to [`ImportLimits`], and a digest a limit
+//! refused is remembered ([`Refusals`]) rather than downloaded again every interval.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use kube::Api;
@@ -13,7 +16,7 @@ use tokio::time::Instant;
 
 use super::Context;
 use super::engine::{AnswerOutcome, Resolution, TagJob};
-use super::image_object::{image_for_index, image_for_manifest};
+use super::image_object::{ImageObjectError, image_for_index, image_for_manifest};
 use crate::api::Image;
 use crate::domain::distinct_tag::Selection;
 use crate::domain::history::ImportFailure;
@@ -21,8 +24,8 @@ use crate::domain::image_name::{ImageNameError, image_name_for_digest};
 use crate::domain::mirror_plan::{ImportKind, SourceFence};
 use crate::domain::platform::{Platform, choose_child};
 use crate::domain::reference::ImageReference;
-use crate::registry::manifest::{ManifestError, ParsedManifest, parse_image_config};
-use crate::registry::{Access, ManifestHead, ManifestTarget, RegistryError};
+use crate::registry::manifest::{ImageConfig, ManifestError, ParsedManifest, parse_image_config};
+use crate::registry::{Access, FetchedManifest, ManifestHead, ManifestTarget, RegistryError};
 
 /// Largest config blob read from a registry.
 const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
@@ -34,6 +37,185 @@ const RETRY_AFTER_MIN: Duration = Duration::from_secs(1);
 /// The longest retry delay a registry's wait sets (the client's default cut of `Retry-After`).
 /// A longer backoff is met again then, and refused with the time still left.
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
+
+/// How long a refusal is remembered for a digest. The content behind a digest never changes and
+/// the limits are flags of this process, so only the API server's own size limit can change the
+/// outcome: a day notices a raised limit at the cost of one download a day, not one per interval.
+const REFUSAL_MEMORY: Duration = Duration::from_secs(24 * 3600);
+
+/// Refused digests remembered at most; the oldest is forgotten first.
+const MAX_REMEMBERED_REFUSALS: usize = 1024;
+
+/// The longest API server message quoted in an `ImageTooLarge` refusal.
+const MAX_API_DETAIL_CHARS: usize = 200;
+
+/// The bounds one import keeps to, so that one tenant's tag can neither fill the cluster with
+/// Images nor spend the registry budget every tenant shares (`--max-manifest-list-children`,
+/// `--max-image-layers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportLimits {
+    /// Entries of a manifest list an Image may record, and so children a `PreserveOriginal`
+    /// import creates Images for.
+    pub max_manifest_list_children: usize,
+    /// Layers of one image manifest an Image may record.
+    pub max_image_layers: usize,
+}
+
+impl ImportLimits {
+    /// Default of `--max-manifest-list-children`: the busiest public multi-arch images list
+    /// about eight platforms, twice that with BuildKit's attestation manifests; 64 is four times
+    /// that, and caps one tag at 65 Images and about 130 GETs.
+    pub const DEFAULT_MAX_MANIFEST_LIST_CHILDREN: usize = 64;
+    /// Default of `--max-image-layers`: twice the 128 layers Docker's overlay2 driver can mount, so
+    /// every image a node can run passes, and an Image stays near 40 KB, far below etcd's 1.5 MiB.
+    pub const DEFAULT_MAX_IMAGE_LAYERS: usize = 256;
+}
+
+impl Default for ImportLimits {
+    fn default() -> Self {
+        Self {
+            max_manifest_list_children: Self::DEFAULT_MAX_MANIFEST_LIST_CHILDREN,
+            max_image_layers: Self::DEFAULT_MAX_IMAGE_LAYERS,
+        }
+    }
+}
+
+/// Which limit refused an import: the condition reason, and the `reason` label of
+/// `imagestream_operator_import_refusals_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefusalReason {
+    /// A manifest list with more entries than `--max-manifest-list-children`.
+    ManifestListTooLarge,
+    /// An image manifest with more layers than `--max-image-layers`.
+    TooManyLayers,
+    /// The API server refused to store the Image because of its size.
+    ImageTooLarge,
+}
+
+impl RefusalReason {
+    /// The PascalCase reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::ManifestListTooLarge => "ManifestListTooLarge",
+            RefusalReason::TooManyLayers => "TooManyLayers",
+            RefusalReason::ImageTooLarge => "ImageTooLarge",
+        }
+    }
+}
+
+/// An import refused by a limit that protects what tenants share. The message is made once and
+/// remembered with the digest, so that the answer from memory is the same condition (and writes
+/// nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Which limit.
+    pub reason: RefusalReason,
+    /// What exceeded it, for the condition message.
+    pub message: String,
+}
+
+impl Refusal {
+    fn manifest_list_too_large(list: &str, entries: usize, limit: usize) -> Self {
+        Self {
+            reason: RefusalReason::ManifestListTooLarge,
+            message: format!(
+                "the manifest list {list} has {entries} images, more than the {limit} an Image \
+                 may record (--max-manifest-list-children); no Image was created"
+            ),
+        }
+    }
+
+    fn too_many_layers(image: &str, layers: usize, limit: usize) -> Self {
+        Self {
+            reason: RefusalReason::TooManyLayers,
+            message: format!(
+                "the image {image} has {layers} layers, more than the {limit} an Image may \
+                 record (--max-image-layers); no Image was created"
+            ),
+        }
+    }
+
+    fn image_too_large(image: &str, detail: &str) -> Self {
+        Self {
+            reason: RefusalReason::ImageTooLarge,
+            message: format!(
+                "the Image of {image} is too large for the API server to store: {}",
+                crate::domain::text::shorten(detail.trim(), MAX_API_DETAIL_CHARS)
+            ),
+        }
+    }
+
+    /// This refusal of a child, as the refusal of the `PreserveOriginal` import of `list`.
+    fn in_list(&self, list: &str) -> Self {
+        Self {
+            reason: self.reason,
+            message: format!("the manifest list {list} is not imported: {}", self.message),
+        }
+    }
+}
+
+/// What a remembered refusal covers: the Image of one digest, or a `PreserveOriginal` import of a
+/// list digest with its children (refused also when a child is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefusalScope {
+    /// Creating the Image of the digest.
+    Image,
+    /// Creating the Images of the list digest and of all its children.
+    ListWithChildren,
+}
+
+/// Digests whose import a limit refused, with when: a refused digest is answered from here
+/// instead of being downloaded again at every ask. Bounded by `MAX_REMEMBERED_REFUSALS`, each
+/// entry kept for `REFUSAL_MEMORY`; a new digest (the tag moved) is read as usual.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    entries: Mutex<HashMap<(String, RefusalScope), (Refusal, Instant)>>,
+}
+
+impl Refusals {
+    /// The refusal remembered for `digest` in `scope`, unless it has expired.
+    pub fn get(&self, digest: &str, scope: RefusalScope) -> Option<Refusal> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (digest.to_owned(), scope);
+        match entries.get(&key) {
+            Some((refusal, at)) if at.elapsed() < REFUSAL_MEMORY => Some(refusal.clone()),
+            Some(_) => {
+                entries.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers that `digest` was refused in `scope`, forgetting the oldest entry when full.
+    pub fn remember(&self, digest: &str, scope: RefusalScope, refusal: Refusal) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (digest.to_owned(), scope);
+        if !entries.contains_key(&key) && entries.len() >= MAX_REMEMBERED_REFUSALS {
+            entries.retain(|_, (_, at)| at.elapsed() < REFUSAL_MEMORY);
+            let oldest = entries
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(key, _)| key.clone());
+            if entries.len() >= MAX_REMEMBERED_REFUSALS
+                && let Some(oldest) = oldest
+            {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(key, (refusal, Instant::now()));
+    }
+
+    /// How many refusals are remembered.
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no refusal is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// Why a tag could not be imported.
 #[derive(Debug, Error)]
@@ -78,6 +260,20 @@ pub enum ImportError {
         /// Mirrors that matched but cannot form a reference for this image, with why.
         unusable_mirrors: Vec<String>,
     },
+    /// The manifest has no valid size (a negative size, or sizes whose sum overflows `i64`).
+    #[error("the manifest of {reference} is invalid: {source}")]
+    InvalidManifest {
+        reference: String,
+        source: ManifestError,
+    },
+    /// A limit that protects what tenants share refused the import (see [`ImportLimits`]).
+    #[error("{}", refusal.message)]
+    Refused {
+        /// Which limit, and what exceeded it.
+        refusal: Refusal,
+        /// The refusal was answered from [`Refusals`], without reading the content again.
+        remembered: bool,
+    },
     /// Creating an Image object failed.
     #[error("could not create Image {name}: {source}")]
     CreateImage { name: String, source: kube::Error },
@@ -91,7 +287,10 @@ impl ImportError {
             ImportError::InvalidConfig { .. } | ImportError::EmptyManifestList { .. } => {
                 "InvalidResponse"
             }
-            ImportError::BadDigest { .. } => "InvalidResponse",
+            ImportError::BadDigest { .. } | ImportError::InvalidManifest { .. } => {
+                "InvalidResponse"
+            }
+            ImportError::Refused { refusal, .. } => refusal.reason.as_str(),
             ImportError::CreateImage { .. } => "InternalError",
             // The source's own answer says most about the image; mirrors are stand-ins.
             ImportError::AllSourcesFailed { tried, .. } => tried
@@ -286,8 +485,12 @@ pub async fn resolve(ctx: &Context, job: &TagJob) -> Result<Resolved, ImportErro
                     served_by: (!pull.is_source).then(|| pull.reference.to_string()),
                 });
             }
-            // Writing the Image failed, not reading from the registry: no other place helps.
-            Err(err @ ImportError::CreateImage { .. }) => return Err(err),
+            // Writing the Image failed, or a limit refused the content, which is the same at
+            // every place (it has the same digest): no other place helps.
+            Err(err @ (ImportError::CreateImage { .. } | ImportError::Refused { .. })) => {
+                count_refusal(ctx, &err);
+                return Err(err);
+            }
             Err(err) => {
                 tracing::debug!(source = %pull.reference, error = %err, "pull source could not serve the content");
                 first_failure.get_or_insert(err);
@@ -295,6 +498,18 @@ pub async fn resolve(ctx: &Context, job: &TagJob) -> Result<Resolved, ImportErro
         }
     }
     Err(first_failure.expect("the plan has the answering source"))
+}
+
+/// Counts a refusal decided by this import (one answered from memory was counted when decided).
+fn count_refusal(ctx: &Context, err: &ImportError) {
+    if let ImportError::Refused {
+        refusal,
+        remembered: false,
+    } = err
+    {
+        tracing::info!(reason = refusal.reason.as_str(), message = %refusal.message, "import refused by a limit");
+        ctx.metrics.count_import_refusal(refusal.reason.as_str());
+    }
 }
 
 /// The engine's record of an import: the digest, or the failure with its retry.
@@ -377,10 +592,70 @@ fn at_digest(target: &ManifestTarget, digest: &str) -> ManifestTarget {
     }
 }
 
+/// The refusal remembered for `digest` in one of `scopes`, as the error of this import.
+fn remembered_refusal(ctx: &Context, digest: &str, scopes: &[RefusalScope]) -> Option<ImportError> {
+    scopes
+        .iter()
+        .find_map(|scope| ctx.refusals.get(digest, *scope))
+        .map(|refusal| ImportError::Refused {
+            refusal,
+            remembered: true,
+        })
+}
+
+/// Remembers `err` for `digest` in `scope` when it is a refusal, and passes it on.
+fn remember_refusal(
+    ctx: &Context,
+    digest: &str,
+    scope: RefusalScope,
+    err: ImportError,
+) -> ImportError {
+    if let ImportError::Refused { refusal, .. } = &err {
+        ctx.refusals.remember(digest, scope, refusal.clone());
+    }
+    err
+}
+
+/// The limit `fetched` exceeds, if any: an image manifest's layers, or a list's entries (an
+/// Image records every one of either).
+fn check_limits(
+    limits: &ImportLimits,
+    shown: &str,
+    fetched: &FetchedManifest,
+) -> Result<(), Refusal> {
+    match &fetched.parsed {
+        ParsedManifest::Image(manifest) if manifest.layers.len() > limits.max_image_layers => Err(
+            Refusal::too_many_layers(shown, manifest.layers.len(), limits.max_image_layers),
+        ),
+        ParsedManifest::Index(index)
+            if index.manifests.len() > limits.max_manifest_list_children =>
+        {
+            Err(Refusal::manifest_list_too_large(
+                shown,
+                index.manifests.len(),
+                limits.max_manifest_list_children,
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether the API server refused to store an object because of its size: its own request body
+/// limit (413, "request entity too large"), etcd's request limit ("etcdserver: request is too
+/// large"), or the gRPC message limit between the two ("trying to send message larger than max").
+/// Retrying such a write can never succeed.
+fn is_too_large_to_store(status: &kube::core::Status) -> bool {
+    let message = status.message.to_ascii_lowercase();
+    status.code == 413
+        || message.contains("request is too large")
+        || message.contains("request entity too large")
+        || message.contains("message larger than max")
+}
+
 /// Creates `image` unless it exists: the first writer wins, later ones find it there. A created
 /// Image is remembered until the Image cache has it, so no second import of the digest in between
-/// creates it again.
-async fn create_image(ctx: &Context, image: Image) -> Result<(), ImportError> {
+/// creates it again. An Image too large to store is refused (`shown` names its image).
+async fn create_image(ctx: &Context, image: Image, shown: &str) -> Result<(), ImportError> {
     let name = image.metadata.name.clone().unwrap_or_default();
     match Api::<Image>::all(ctx.client.clone())
         .create(&PostParams::default(), &image)
@@ -388,14 +663,111 @@ async fn create_image(ctx: &Context, image: Image) -> Result<(), ImportError> {
     {
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(kube::Error::Api(status)) if is_too_large_to_store(&status) => {
+            return Err(ImportError::Refused {
+                refusal: Refusal::image_too_large(shown, &status.message),
+                remembered: false,
+            });
+        }
         Err(source) => return Err(ImportError::CreateImage { name, source }),
     }
     ctx.remember_created(name);
     Ok(())
 }
 
-/// Makes sure the single-platform image `digest` has an Image: GETs its manifest and config only
-/// when it has none.
+/// Config blobs read by one import, by digest: children of a list often share one.
+type ConfigMemo = HashMap<String, ImageConfig>;
+
+/// The Image of the manifest `fetched` (already checked against the limits): for an image, with
+/// its config, read from the registry unless `configs` has it.
+async fn image_of(
+    ctx: &Context,
+    reference: &ImageReference,
+    target: &ManifestTarget,
+    access: &Access,
+    fetched: &FetchedManifest,
+    configs: &mut ConfigMemo,
+) -> Result<Image, ImportError> {
+    let digest = &fetched.digest;
+    let shown = reference.with_digest(digest);
+    let built = match &fetched.parsed {
+        ParsedManifest::Image(manifest) => {
+            let config_digest = &manifest.config.digest;
+            let config = match configs.get(config_digest) {
+                Some(config) => config.clone(),
+                None => {
+                    let bytes = ctx
+                        .registry
+                        .get_blob(
+                            &target.host,
+                            &target.repository,
+                            config_digest,
+                            access,
+                            MAX_CONFIG_BYTES,
+                        )
+                        .await?;
+                    let config = parse_image_config(&bytes).map_err(|source| {
+                        ImportError::InvalidConfig {
+                            reference: shown.clone(),
+                            source,
+                        }
+                    })?;
+                    configs.insert(config_digest.clone(), config.clone());
+                    config
+                }
+            };
+            image_for_manifest(digest, &shown, &fetched.media_type, manifest, &config)
+        }
+        ParsedManifest::Index(index) => {
+            image_for_index(digest, &shown, &fetched.media_type, index).map_err(Into::into)
+        }
+    };
+    built.map_err(|err| match err {
+        ImageObjectError::Name(source) => bad_digest(reference, source),
+        ImageObjectError::Manifest(source) => ImportError::InvalidManifest {
+            reference: shown,
+            source,
+        },
+    })
+}
+
+/// Records the manifest `fetched`, whose digest has no Image (the caller holds its content
+/// flight): the limits, the config, the Image. A refusal is remembered for the digest.
+async fn record_fetched(
+    ctx: &Context,
+    reference: &ImageReference,
+    target: &ManifestTarget,
+    access: &Access,
+    fetched: &FetchedManifest,
+) -> Result<(), ImportError> {
+    let digest = &fetched.digest;
+    let shown = reference.with_digest(digest);
+    let recorded = async {
+        check_limits(&ctx.config.import_limits, &shown, fetched).map_err(|refusal| {
+            ImportError::Refused {
+                refusal,
+                remembered: false,
+            }
+        })?;
+        let image = image_of(
+            ctx,
+            reference,
+            target,
+            access,
+            fetched,
+            &mut ConfigMemo::new(),
+        )
+        .await?;
+        create_image(ctx, image, &shown).await
+    };
+    recorded
+        .await
+        .map_err(|err| remember_refusal(ctx, digest, RefusalScope::Image, err))
+}
+
+/// Makes sure the image `digest` (a single-platform image, or a list recorded without its
+/// children) has an Image: GETs its manifest and config only when it has none and no limit
+/// refused it before.
 async fn ensure_image(
     ctx: &Context,
     reference: &ImageReference,
@@ -405,6 +777,9 @@ async fn ensure_image(
 ) -> Result<(), ImportError> {
     if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
         return Ok(());
+    }
+    if let Some(refused) = remembered_refusal(ctx, digest, &[RefusalScope::Image]) {
+        return Err(refused);
     }
     // One fetch per digest at a time: a second import of it waits and then finds the Image.
     let flight = ctx.content_flight(digest);
@@ -416,54 +791,13 @@ async fn ensure_image(
         .registry
         .get_manifest(&at_digest(target, digest), access)
         .await?;
-    match &fetched.parsed {
-        ParsedManifest::Image(manifest) => {
-            let bytes = ctx
-                .registry
-                .get_blob(
-                    &target.host,
-                    &target.repository,
-                    &manifest.config.digest,
-                    access,
-                    MAX_CONFIG_BYTES,
-                )
-                .await?;
-            let config =
-                parse_image_config(&bytes).map_err(|source| ImportError::InvalidConfig {
-                    reference: reference.with_digest(digest),
-                    source,
-                })?;
-            let image = image_for_manifest(
-                digest,
-                &reference.with_digest(digest),
-                &fetched.media_type,
-                manifest,
-                &config,
-            )
-            .map_err(|e| bad_digest(reference, e))?;
-            create_image(ctx, image).await
-        }
-        ParsedManifest::Index(index) => {
-            create_index_image(ctx, reference, digest, &fetched.media_type, index).await
-        }
-    }
+    record_fetched(ctx, reference, target, access, &fetched).await
 }
 
-/// Creates the Image of a manifest list or OCI index (its children are recorded separately).
-async fn create_index_image(
-    ctx: &Context,
-    reference: &ImageReference,
-    digest: &str,
-    media_type: &str,
-    index: &crate::registry::manifest::ManifestIndex,
-) -> Result<(), ImportError> {
-    let image = image_for_index(digest, &reference.with_digest(digest), media_type, index)
-        .map_err(|e| bad_digest(reference, e))?;
-    create_image(ctx, image).await
-}
-
-/// `PreserveOriginal`: an Image for the index and one for every child; one failing child fails the
-/// tag.
+/// `PreserveOriginal`: an Image for the index and one for every child. Every child manifest is
+/// read and checked against the limits before any Image is created, so a list a limit refuses
+/// leaves no Images behind; each config blob is read once however many children share it. One
+/// failing child fails the tag, and a refusal is remembered for the list as well as the child.
 async fn ensure_index_and_children(
     ctx: &Context,
     reference: &ImageReference,
@@ -471,8 +805,12 @@ async fn ensure_index_and_children(
     access: &Access,
     digest: &str,
 ) -> Result<(), ImportError> {
+    const SCOPES: [RefusalScope; 2] = [RefusalScope::ListWithChildren, RefusalScope::Image];
     if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
         return Ok(());
+    }
+    if let Some(refused) = remembered_refusal(ctx, digest, &SCOPES) {
+        return Err(refused);
     }
     let flight = ctx.content_flight(digest);
     let _guard = flight.lock().await;
@@ -483,13 +821,72 @@ async fn ensure_index_and_children(
         .registry
         .get_manifest(&at_digest(target, digest), access)
         .await?;
-    let ParsedManifest::Index(index) = &fetched.parsed else {
-        return ensure_image(ctx, reference, target, access, digest).await;
+    record_list(ctx, reference, target, access, &fetched)
+        .await
+        .map_err(|err| remember_refusal(ctx, digest, RefusalScope::ListWithChildren, err))
+}
+
+/// Records the list `fetched` and its children: the list's entries against the limit; then every
+/// child without an Image, its manifest read and checked; then the configs and the Images,
+/// children first. A child's refusal is remembered for the child and becomes the list's.
+///
+/// Child manifests are read without holding their content flights (holding several at once
+/// could deadlock with another list that shares children); an import of one child at the same
+/// moment may read it twice, and the second create finds the Image there.
+async fn record_list(
+    ctx: &Context,
+    reference: &ImageReference,
+    target: &ManifestTarget,
+    access: &Access,
+    fetched: &FetchedManifest,
+) -> Result<(), ImportError> {
+    let limits = &ctx.config.import_limits;
+    let list = reference.with_digest(&fetched.digest);
+    let refused = |refusal: Refusal| ImportError::Refused {
+        refusal,
+        remembered: false,
     };
-    for child in &index.manifests {
-        ensure_image(ctx, reference, target, access, &child.digest).await?;
+    let ParsedManifest::Index(index) = &fetched.parsed else {
+        // Not a list after all: recorded as the image it is, under the flight already held.
+        return record_fetched(ctx, reference, target, access, fetched).await;
+    };
+    check_limits(limits, &list, fetched).map_err(refused)?;
+    let mut children = Vec::new();
+    let mut seen = HashSet::new();
+    for entry in &index.manifests {
+        let child = entry.digest.as_str();
+        if !seen.insert(child) || has_image(ctx, child).map_err(|e| bad_digest(reference, e))? {
+            continue;
+        }
+        if let Some(refusal) = ctx.refusals.get(child, RefusalScope::Image) {
+            return Err(refused(refusal.in_list(&list)));
+        }
+        let manifest = ctx
+            .registry
+            .get_manifest(&at_digest(target, child), access)
+            .await?;
+        if let Err(refusal) = check_limits(limits, &reference.with_digest(child), &manifest) {
+            ctx.refusals
+                .remember(child, RefusalScope::Image, refusal.clone());
+            return Err(refused(refusal.in_list(&list)));
+        }
+        children.push(manifest);
     }
-    create_index_image(ctx, reference, digest, &fetched.media_type, index).await
+    let mut configs = ConfigMemo::new();
+    for child in &children {
+        let image = image_of(ctx, reference, target, access, child, &mut configs).await?;
+        match create_image(ctx, image, &reference.with_digest(&child.digest)).await {
+            Ok(()) => {}
+            Err(ImportError::Refused { refusal, .. }) => {
+                ctx.refusals
+                    .remember(&child.digest, RefusalScope::Image, refusal.clone());
+                return Err(refused(refusal.in_list(&list)));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    let image = image_of(ctx, reference, target, access, fetched, &mut configs).await?;
+    create_image(ctx, image, &list).await
 }
 
 /// `Legacy`: the child of the list for the preferred platform (`prefer` is the tag's preferred os
@@ -786,5 +1183,244 @@ mod tests {
             fence: None,
         };
         assert!(!one_answered.contacted_nobody());
+    }
+
+    fn status(code: u16, message: &str) -> kube::core::Status {
+        kube::core::Status {
+            code,
+            message: message.into(),
+            ..kube::core::Status::default()
+        }
+    }
+
+    #[test]
+    fn only_size_refusals_of_the_api_server_count_as_too_large_to_store() {
+        let table = [
+            // kube-apiserver's own body limit (3 MiB).
+            (413, "Request entity too large: limit is 3145728", true),
+            (413, "", true),
+            // etcd's --max-request-bytes (1.5 MiB by default), passed on as a 500.
+            (500, "etcdserver: request is too large", true),
+            // The apiserver's gRPC client limit between the two.
+            (
+                500,
+                "rpc error: code = ResourceExhausted desc = trying to send message larger than \
+                 max (2098312 vs. 2097152)",
+                true,
+            ),
+            (
+                500,
+                "Internal error occurred: etcdserver: leader changed",
+                false,
+            ),
+            (
+                409,
+                "images.image.openshift.io \"sha256.x\" already exists",
+                false,
+            ),
+            (422, "Image.image.openshift.io is invalid", false),
+            (
+                503,
+                "the server is currently unable to handle the request",
+                false,
+            ),
+        ];
+        for (code, message, too_large) in table {
+            assert_eq!(
+                is_too_large_to_store(&status(code, message)),
+                too_large,
+                "{code} {message}"
+            );
+        }
+    }
+
+    fn digest(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    fn fetched(parsed: ParsedManifest) -> FetchedManifest {
+        FetchedManifest {
+            digest: digest('f'),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            bytes: Vec::new(),
+            parsed,
+        }
+    }
+
+    fn image_with_layers(layers: usize) -> FetchedManifest {
+        let descriptor = |c: char| crate::registry::manifest::Descriptor {
+            digest: digest(c),
+            size: 1,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        };
+        fetched(ParsedManifest::Image(
+            crate::registry::manifest::ImageManifest {
+                config: descriptor('c'),
+                layers: (0..layers).map(|_| descriptor('a')).collect(),
+            },
+        ))
+    }
+
+    fn list_with_entries(entries: usize) -> FetchedManifest {
+        let entry = crate::registry::manifest::IndexEntry {
+            digest: digest('e'),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: 500,
+            platform: None,
+        };
+        fetched(ParsedManifest::Index(
+            crate::registry::manifest::ManifestIndex {
+                manifests: vec![entry; entries],
+            },
+        ))
+    }
+
+    #[test]
+    fn a_manifest_over_a_limit_is_refused_with_the_limit_named_and_one_at_it_passes() {
+        let limits = ImportLimits {
+            max_manifest_list_children: 10,
+            max_image_layers: 5,
+        };
+        let shown = "registry.local/app@sha256:ff";
+        let table: [(&str, FetchedManifest, Option<(RefusalReason, String)>); 4] = [
+            ("an image at the layer limit", image_with_layers(5), None),
+            (
+                "an image over the layer limit (a layer listed twice counts twice)",
+                image_with_layers(6),
+                Some((
+                    RefusalReason::TooManyLayers,
+                    "the image registry.local/app@sha256:ff has 6 layers, more than the 5 an \
+                     Image may record (--max-image-layers); no Image was created"
+                        .into(),
+                )),
+            ),
+            ("a list at the entry limit", list_with_entries(10), None),
+            (
+                "a list over the entry limit",
+                list_with_entries(100),
+                Some((
+                    RefusalReason::ManifestListTooLarge,
+                    "the manifest list registry.local/app@sha256:ff has 100 images, more than \
+                     the 10 an Image may record (--max-manifest-list-children); no Image was \
+                     created"
+                        .into(),
+                )),
+            ),
+        ];
+        for (case, manifest, expected) in table {
+            let refused = check_limits(&limits, shown, &manifest)
+                .err()
+                .map(|refusal| (refusal.reason, refusal.message));
+            assert_eq!(refused, expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn refusals_are_permanent_with_their_own_reasons_and_a_childs_names_its_list() {
+        let child = Refusal::too_many_layers("r.local/app@sha256:cc", 300, 256);
+        let in_list = child.in_list("r.local/app@sha256:11");
+        assert_eq!(
+            in_list.message,
+            "the manifest list r.local/app@sha256:11 is not imported: the image \
+             r.local/app@sha256:cc has 300 layers, more than the 256 an Image may record \
+             (--max-image-layers); no Image was created"
+        );
+        let too_large = Refusal::image_too_large(
+            "r.local/app@sha256:cc",
+            &format!("etcdserver: request is too large{}", " ".repeat(500)),
+        );
+        assert_eq!(
+            too_large.message,
+            "the Image of r.local/app@sha256:cc is too large for the API server to store: \
+             etcdserver: request is too large"
+        );
+        for (refusal, reason) in [
+            (in_list, "TooManyLayers"),
+            (too_large, "ImageTooLarge"),
+            (
+                Refusal::manifest_list_too_large("r.local/app@sha256:11", 65, 64),
+                "ManifestListTooLarge",
+            ),
+        ] {
+            assert!(
+                crate::metrics::IMPORT_REFUSAL_REASONS.contains(&reason),
+                "{reason} has no metric series"
+            );
+            let error = ImportError::Refused {
+                refusal: refusal.clone(),
+                remembered: false,
+            };
+            assert_eq!(error.reason(), reason);
+            assert_eq!(error.to_string(), refusal.message);
+            assert!(!error.is_transient(), "{reason}");
+            assert_eq!(error.retry_after(), None, "{reason}");
+            assert!(
+                !error.contacted_nobody(),
+                "{reason}: the condition must be written"
+            );
+        }
+    }
+
+    #[test]
+    fn a_manifest_whose_sizes_overflow_is_a_permanent_invalid_response() {
+        let error = ImportError::InvalidManifest {
+            reference: "r.local/app@sha256:cc".into(),
+            source: ManifestError::SizeOverflow,
+        };
+        assert_eq!(error.reason(), "InvalidResponse");
+        assert!(!error.is_transient());
+        assert_eq!(
+            error.to_string(),
+            "the manifest of r.local/app@sha256:cc is invalid: malformed manifest: the sizes of \
+             its config and layers add up to more than 9223372036854775807 bytes"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_is_remembered_per_digest_and_scope_for_a_day() {
+        let refusals = Refusals::default();
+        let refusal = Refusal::too_many_layers("r.local/app@sha256:aa", 300, 256);
+        refusals.remember(&digest('a'), RefusalScope::Image, refusal.clone());
+        assert_eq!(
+            refusals.get(&digest('a'), RefusalScope::Image),
+            Some(refusal)
+        );
+        assert_eq!(
+            refusals.get(&digest('a'), RefusalScope::ListWithChildren),
+            None
+        );
+        assert_eq!(refusals.get(&digest('b'), RefusalScope::Image), None);
+        tokio::time::advance(REFUSAL_MEMORY - Duration::from_secs(1)).await;
+        assert!(refusals.get(&digest('a'), RefusalScope::Image).is_some());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(refusals.get(&digest('a'), RefusalScope::Image), None);
+        assert!(refusals.is_empty(), "an expired refusal is dropped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn remembered_refusals_are_bounded_and_the_oldest_goes_first() {
+        let refusals = Refusals::default();
+        let refusal = Refusal::image_too_large("r.local/app@sha256:aa", "too large");
+        for n in 0..MAX_REMEMBERED_REFUSALS + 1 {
+            refusals.remember(
+                &format!("sha256:{n:064x}"),
+                RefusalScope::Image,
+                refusal.clone(),
+            );
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        assert_eq!(refusals.len(), MAX_REMEMBERED_REFUSALS);
+        assert_eq!(
+            refusals.get(&format!("sha256:{:064x}", 0), RefusalScope::Image),
+            None
+        );
+        assert!(
+            refusals
+                .get(
+                    &format!("sha256:{:064x}", MAX_REMEMBERED_REFUSALS),
+                    RefusalScope::Image
+                )
+                .is_some()
+        );
     }
 }

@@ -12,6 +12,7 @@ use crate::api::image_content_source_policy::ImageContentSourcePolicy;
 use crate::api::image_digest_mirror_set::ImageDigestMirrorSet;
 use crate::api::image_tag_mirror_set::ImageTagMirrorSet;
 use crate::api::mirror_set::{MirrorRule, MirrorSourcePolicy};
+use crate::domain::address_guard::is_refused_host;
 use crate::domain::reference::{ImageReference, ReferenceError};
 
 /// User text quoted in problem messages is cut to this many characters, so one absurd entry cannot
@@ -189,6 +190,20 @@ pub enum EntryProblem {
         /// The mirror as written.
         mirror: String,
     },
+    /// A mirror is a link-local or cloud metadata address, which the operator never contacts; only
+    /// that mirror is skipped.
+    #[error(
+        "{field}: mirror {mirror:?} for source {written_source:?} is a link-local or metadata \
+         address, which is never contacted; the mirror is skipped"
+    )]
+    MirrorAddressRefused {
+        /// The offending field, e.g. `spec.imageDigestMirrors[0].mirrors[1]`.
+        field: String,
+        /// The entry's source as written.
+        written_source: String,
+        /// The mirror as written.
+        mirror: String,
+    },
     /// `NeverContactSource` with an empty mirror list would leave nothing to pull from; the entry is
     /// skipped, so it fences nothing.
     #[error(
@@ -222,6 +237,7 @@ impl EntryProblem {
             Self::InvalidSource { .. } => "InvalidMirrorSource",
             Self::InvalidMirror { .. } => "InvalidMirror",
             Self::MirrorIsSource { .. } => "MirrorIsSource",
+            Self::MirrorAddressRefused { .. } => "MirrorAddressRefused",
             Self::FenceWithoutMirrors { .. } => "NeverContactSourceWithoutMirrors",
             Self::NoUsableMirror { .. } => "NoUsableMirror",
         }
@@ -806,6 +822,14 @@ fn check_entry(
                 continue;
             }
         };
+        if is_refused_host(host_without_port(&location.host)) {
+            problems.push(EntryProblem::MirrorAddressRefused {
+                field: mirror_field,
+                written_source: written_source.clone(),
+                mirror: shown(mirror.as_str()),
+            });
+            continue;
+        }
         if source.is_same_repository_as(&location) {
             problems.push(EntryProblem::MirrorIsSource {
                 field: mirror_field,
@@ -893,6 +917,17 @@ impl NormalisedSource {
                 .keys
                 .iter()
                 .any(|key| *key == normalised || mirror.canonical_name.as_ref() == Some(key))
+    }
+}
+
+/// The host of `host[:port]` (an IPv6 literal keeps its brackets).
+fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
     }
 }
 
@@ -1863,6 +1898,48 @@ mod tests {
                 "{source} / {mirror}: {:?}",
                 index.problems(&MirrorObjectRef::from(&object))
             );
+        }
+    }
+
+    #[test]
+    fn a_mirror_at_a_link_local_or_metadata_address_is_reported_and_never_planned() {
+        let cases = [
+            ("169.254.169.254/latest", true),
+            ("169.254.169.254:80/latest", true),
+            ("100.100.100.200/team", true),
+            ("[fe80::1]:5000/team", true),
+            ("[fd00:ec2::254]/team", true),
+            ("[64:ff9b::a9fe:a9fe]/team", true),
+            ("[::ffff:a9fe:a9fe]/team", true),
+            ("10.0.0.5:5000/team", false),
+            ("mirror.local/team", false),
+        ];
+        for (mirror, refused) in cases {
+            let object = itms("o", &[allow("quay.io/org", &[mirror, "mirror.local/org"])]);
+            let index = tag_index(std::slice::from_ref(&object));
+            let problems = index.problems(&MirrorObjectRef::from(&object));
+            if refused {
+                assert!(
+                    matches!(
+                        problems,
+                        [EntryProblem::MirrorAddressRefused { field, .. }]
+                            if field == "spec.imageTagMirrors[0].mirrors[0]"
+                    ),
+                    "{mirror}: {problems:?}"
+                );
+                assert_eq!(problems[0].reason(), "MirrorAddressRefused");
+                let reference: ImageReference = "quay.io/org/app:v1".parse().unwrap();
+                let plan = index.plan(&reference, ImportKind::ByTag);
+                assert!(
+                    plan.sources.iter().all(|s| !s
+                        .reference
+                        .to_string()
+                        .contains(mirror.split('/').next().unwrap())),
+                    "{mirror}: {plan:?}"
+                );
+            } else {
+                assert!(problems.is_empty(), "{mirror}: {problems:?}");
+            }
         }
     }
 

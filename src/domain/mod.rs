@@ -2,6 +2,7 @@
 //! unit tests. Among them, [`trigger_annotation`] parses and validates the `image.openshift.io/triggers`
 //! annotation (its field-path grammar and decoder) over the wire type in [`crate::api::triggers`].
 
+pub mod address_guard;
 pub mod backoff;
 #[cfg(test)]
 mod conformance;

@@ -49,16 +49,23 @@ pub struct ImageManifest {
 
 impl ImageManifest {
     /// The image size as OpenShift reports it: the config blob plus every distinct layer
-    /// (a layer listed twice is stored once).
-    pub fn total_size(&self) -> i64 {
+    /// (a layer listed twice is stored once). Summed with checked arithmetic: sizes come from
+    /// the registry, and a sum past `i64::MAX` (or a negative size) makes the manifest invalid
+    /// rather than wrapping to a negative Image size.
+    pub fn total_size(&self) -> Result<i64, ManifestError> {
         let mut seen = HashSet::new();
-        self.config.size
-            + self
-                .layers
-                .iter()
-                .filter(|layer| seen.insert(layer.digest.as_str()))
-                .map(|layer| layer.size)
-                .sum::<i64>()
+        let distinct_layers = self
+            .layers
+            .iter()
+            .filter(|layer| seen.insert(layer.digest.as_str()));
+        std::iter::once(&self.config)
+            .chain(distinct_layers)
+            .try_fold(0_i64, |total, descriptor| {
+                check_size("manifest", &descriptor.digest, descriptor.size)?;
+                total
+                    .checked_add(descriptor.size)
+                    .ok_or(ManifestError::SizeOverflow)
+            })
     }
 }
 
@@ -121,6 +128,13 @@ pub enum ManifestError {
         /// What the parser objected to.
         detail: String,
     },
+    /// The sizes of the config and the distinct layers add up to more bytes than an `i64` holds:
+    /// no real image is that large, and the wrapped sum would be a negative Image size.
+    #[error(
+        "malformed manifest: the sizes of its config and layers add up to more than {} bytes",
+        i64::MAX
+    )]
+    SizeOverflow,
 }
 
 /// Parses a manifest of `media_type`. When the registry gave no usable type (empty,
@@ -173,14 +187,17 @@ fn parse_image_manifest(bytes: &[u8]) -> Result<ImageManifest, ManifestError> {
             media_type: d.media_type,
         })
     };
-    Ok(ImageManifest {
+    let image = ImageManifest {
         config: descriptor(manifest.config)?,
         layers: manifest
             .layers
             .into_iter()
             .map(descriptor)
             .collect::<Result<_, _>>()?,
-    })
+    };
+    // A parsed image manifest always has a size: the Image records it.
+    image.total_size()?;
+    Ok(image)
 }
 
 /// oci-client's index type is not used here: its platform enums map `armbe` to `arm64be` and
@@ -253,10 +270,17 @@ fn check_descriptor(what: &'static str, digest: &str, size: i64) -> Result<(), M
             ),
         });
     }
+    check_size(what, digest, size)
+}
+
+fn check_size(what: &'static str, digest: &str, size: i64) -> Result<(), ManifestError> {
     if size < 0 {
         return Err(ManifestError::Malformed {
             what,
-            detail: format!("negative size {size} for {digest}"),
+            detail: format!(
+                "negative size {size} for {}",
+                crate::domain::text::shorten(digest, 80)
+            ),
         });
     }
     Ok(())
@@ -442,7 +466,98 @@ mod tests {
         else {
             panic!("expected an image manifest");
         };
-        assert_eq!(image.total_size(), 1469 + 100 + 20);
+        assert_eq!(image.total_size(), Ok(1469 + 100 + 20));
+    }
+
+    /// A Docker manifest with a config of `config` bytes and one layer per `(digest char, size)`.
+    fn manifest_with_sizes(config: i64, layers: &[(char, i64)]) -> serde_json::Value {
+        let layers: Vec<_> = layers
+            .iter()
+            .map(|(c, size)| json!({"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": size, "digest": digest(*c)}))
+            .collect();
+        json!({
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST,
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": config, "digest": digest('c')},
+            "layers": layers,
+        })
+    }
+
+    #[test]
+    fn sizes_that_overflow_an_i64_make_the_manifest_invalid_instead_of_wrapping() {
+        const HUGE: i64 = 1 << 62;
+        let table: [(&str, serde_json::Value, Result<i64, ManifestError>); 5] = [
+            (
+                "three distinct layers of 2^62 bytes",
+                manifest_with_sizes(10, &[('1', HUGE), ('2', HUGE), ('3', HUGE)]),
+                Err(ManifestError::SizeOverflow),
+            ),
+            (
+                "a config of i64::MAX bytes and one more byte of layer",
+                manifest_with_sizes(i64::MAX, &[('1', 1)]),
+                Err(ManifestError::SizeOverflow),
+            ),
+            (
+                "a total of exactly i64::MAX",
+                manifest_with_sizes(i64::MAX - HUGE, &[('1', HUGE)]),
+                Ok(i64::MAX),
+            ),
+            (
+                "one layer of 2^62 bytes listed three times counts once",
+                manifest_with_sizes(10, &[('1', HUGE), ('1', HUGE), ('1', HUGE)]),
+                Ok(HUGE + 10),
+            ),
+            (
+                "a negative layer size",
+                manifest_with_sizes(10, &[('1', -5)]),
+                Err(ManifestError::Malformed {
+                    what: "manifest",
+                    detail: format!("negative size -5 for {}", digest('1')),
+                }),
+            ),
+        ];
+        for (case, manifest, expected) in table {
+            let parsed = parse_manifest(DOCKER_MANIFEST, &bytes(manifest));
+            match expected {
+                Ok(size) => {
+                    let Ok(ParsedManifest::Image(image)) = parsed else {
+                        panic!("{case}: expected an image manifest, got {parsed:?}");
+                    };
+                    assert_eq!(image.total_size(), Ok(size), "{case}");
+                }
+                Err(error) => assert_eq!(parsed, Err(error), "{case}"),
+            }
+        }
+    }
+
+    #[test]
+    fn total_size_of_a_manifest_built_in_code_is_checked_too() {
+        let layer = |c: char, size: i64| Descriptor {
+            digest: digest(c),
+            size,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        };
+        let overflowing = ImageManifest {
+            config: layer('c', 1),
+            layers: vec![layer('1', i64::MAX)],
+        };
+        assert_eq!(overflowing.total_size(), Err(ManifestError::SizeOverflow));
+        let negative = ImageManifest {
+            config: layer('c', -1),
+            layers: vec![],
+        };
+        assert!(matches!(
+            negative.total_size(),
+            Err(ManifestError::Malformed {
+                what: "manifest",
+                ..
+            })
+        ));
+        assert_eq!(
+            ManifestError::SizeOverflow.to_string(),
+            "malformed manifest: the sizes of its config and layers add up to more than \
+             9223372036854775807 bytes"
+        );
     }
 
     #[test]

@@ -10,13 +10,14 @@ use reqwest::redirect::Policy;
 use reqwest::{Certificate, Method, StatusCode, Url};
 use tokio::time::Instant;
 
-use super::egress::{FilteringResolver, is_refused_host};
+use super::egress::FilteringResolver;
 use super::error::{RequestFailure, status_is_transient, status_reason};
 use super::limits::{
     Admission, HostLimits, HostOutcome, parse_ratelimit_remaining, parse_retry_after,
 };
 use super::metrics::{RegistryMetrics, RequestOutcome};
 use super::redact::{Secrets, redact};
+use crate::domain::address_guard::is_refused_host;
 
 /// How much of an error response is kept to find the registry's message.
 pub const ERROR_BODY_LIMIT: u64 = 64 * 1024;
@@ -228,7 +229,6 @@ impl Transport {
             .unwrap_or(Err(RequestFailure::Timeout {
                 after: self.config.request_timeout,
             }));
-        drop(permit);
         let elapsed = start.elapsed();
         let (metric, host_outcome) = match &result {
             Ok(exchange) => {
@@ -274,6 +274,9 @@ impl Transport {
         if let Some(outcome) = host_outcome {
             self.limits.record(&host, outcome);
         }
+        // Released only now: a probe's outcome is recorded before a waiting call may start the
+        // next one.
+        drop(permit);
         match &result {
             Ok(exchange) => tracing::debug!(
                 registry = %shown,

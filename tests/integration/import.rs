@@ -783,3 +783,538 @@ async fn a_429_is_retried_after_its_retry_after_and_stays_one_condition_and_one_
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(warnings[0].series, None, "{:?}", warnings[0]);
 }
+
+// Limits that protect what tenants share (issue 14, items 1 and 6): hand-written manifests over
+// real blobs in the real registry, and the Images the real API server stores or refuses.
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// A blob as a hand-written manifest names it: digest and the size the manifest claims.
+#[derive(Clone)]
+struct Blob {
+    digest: String,
+    size: i64,
+}
+
+/// Pushes a small image config blob to `repository`.
+async fn push_config(pusher: &ImagePusher, repository: &str) -> Blob {
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": ["PATH=/usr/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": []},
+    }))
+    .unwrap();
+    Blob {
+        digest: pusher.push_blob(repository, &config).await.unwrap(),
+        size: config.len() as i64,
+    }
+}
+
+/// Pushes `count` distinct small layer blobs to `repository`.
+async fn push_layers(pusher: &ImagePusher, repository: &str, count: usize) -> Vec<Blob> {
+    let mut layers = Vec::new();
+    for n in 0..count {
+        let bytes = format!("layer {n} of {repository}").into_bytes();
+        layers.push(Blob {
+            digest: pusher.push_blob(repository, &bytes).await.unwrap(),
+            size: bytes.len() as i64,
+        });
+    }
+    layers
+}
+
+/// An OCI image manifest over `config` and `layers` (with the sizes they claim); `name` goes into
+/// an annotation, so manifests over the same blobs get distinct digests.
+fn image_manifest(config: &Blob, layers: &[Blob], name: &str) -> Vec<u8> {
+    let layers: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|l| serde_json::json!({"mediaType": OCI_LAYER, "digest": l.digest, "size": l.size}))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config.digest, "size": config.size},
+        "layers": layers,
+        "annotations": {"org.example.name": name},
+    }))
+    .unwrap()
+}
+
+/// Pushes `manifest` (of `media_type`) by its digest, and under `tag` when given; returns the
+/// digest and the manifest's size.
+async fn push_manifest(
+    pusher: &ImagePusher,
+    repository: &str,
+    tag: Option<&str>,
+    media_type: &str,
+    manifest: &[u8],
+) -> Blob {
+    let digest = imagestream_testenv::images::sha256_digest(manifest);
+    let reference = tag.unwrap_or(&digest);
+    let pushed = pusher
+        .put_manifest(repository, reference, media_type, manifest)
+        .await
+        .unwrap();
+    assert_eq!(pushed, digest);
+    Blob {
+        digest,
+        size: manifest.len() as i64,
+    }
+}
+
+/// Pushes an OCI index over `children` (all linux/amd64) as `repository:tag`.
+async fn push_index(pusher: &ImagePusher, repository: &str, tag: &str, children: &[Blob]) -> Blob {
+    let entries: Vec<serde_json::Value> = children
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "mediaType": OCI_MANIFEST,
+                "digest": c.digest,
+                "size": c.size,
+                "platform": {"architecture": "amd64", "os": "linux"},
+            })
+        })
+        .collect();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": entries,
+    }))
+    .unwrap();
+    push_manifest(pusher, repository, Some(tag), OCI_INDEX, &index).await
+}
+
+/// Pushes `count` child manifests that share one config blob and one layer blob.
+async fn push_children_sharing_blobs(
+    pusher: &ImagePusher,
+    repository: &str,
+    count: usize,
+) -> (Blob, Vec<Blob>) {
+    let config = push_config(pusher, repository).await;
+    let layers = push_layers(pusher, repository, 1).await;
+    let mut children = Vec::new();
+    for n in 0..count {
+        let manifest = image_manifest(&config, &layers, &format!("child-{n}"));
+        children.push(push_manifest(pusher, repository, None, OCI_MANIFEST, &manifest).await);
+    }
+    (config, children)
+}
+
+/// The requests the operator sent for `repository` (the pusher's agent is
+/// `imagestream-operator-testenv`, the operator's `imagestream-operator/<version>`).
+fn operator_requests(
+    registry: &imagestream_testenv::Registry,
+    repository: &str,
+) -> Vec<RegistryRequest> {
+    registry
+        .requests_for(repository)
+        .into_iter()
+        .filter(|r| r.user_agent.starts_with("imagestream-operator/"))
+        .collect()
+}
+
+/// `METHOD path-after-the-repository` of each request, for readable assertions.
+fn request_lines(requests: &[RegistryRequest], repository: &str) -> Vec<String> {
+    let prefix = format!("/v2/{repository}/");
+    requests
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path.trim_start_matches(&prefix)))
+        .collect()
+}
+
+/// Which of `digests` have an Image.
+async fn existing_images(client: &kube::Client, digests: &[&str]) -> Vec<String> {
+    let images = Api::<Image>::all(client.clone());
+    let mut existing = Vec::new();
+    for digest in digests {
+        let name = image_name_for_digest(digest).unwrap();
+        if images.get_opt(&name).await.unwrap().is_some() {
+            existing.push((*digest).to_owned());
+        }
+    }
+    existing
+}
+
+/// A `PreserveOriginal` tag of `from`.
+fn preserve_original_tag(
+    name: &str,
+    from: &str,
+) -> imagestream_operator::api::image_stream::TagReference {
+    let mut tag = docker_tag(name, from, false);
+    tag.import_policy.as_mut().unwrap().import_mode = Some("PreserveOriginal".into());
+    tag
+}
+
+/// Asks for an immediate import of `name` with a new value of the annotation, and waits until
+/// the stream records that it served it.
+async fn request_import_and_wait(api: &Api<ImageStream>, name: &str) {
+    use imagestream_operator::controller::IMPORT_REQUESTED_ANNOTATION;
+    let value = format!("request-{:08x}", rand::random::<u32>());
+    let patch = serde_json::json!({ "metadata": { "annotations": { IMPORT_REQUESTED_ANNOTATION: value } } });
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    wait_for(api, name, "the import request to be served", |s| {
+        s.status
+            .as_ref()
+            .and_then(|s| s.served_import_request.as_deref())
+            == Some(value.as_str())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_manifest_whose_layer_sizes_overflow_is_a_permanent_invalid_response_and_other_streams_still_import()
+ {
+    let env = crate::support::env().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let pusher = ImagePusher::for_registry(registry);
+    let repository = unique("overflow");
+    let config = push_config(&pusher, &repository).await;
+    // Three real layers whose manifest claims 2^62 bytes each: the sum overflows an i64.
+    let layers: Vec<Blob> = push_layers(&pusher, &repository, 3)
+        .await
+        .into_iter()
+        .map(|l| Blob { size: 1 << 62, ..l })
+        .collect();
+    let manifest = image_manifest(&config, &layers, "overflow");
+    let bad = push_manifest(&pusher, &repository, Some("v1"), OCI_MANIFEST, &manifest).await;
+    let _operator = start_operator(client.clone(), &ns, config_with_interval()).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:v1", registry.host());
+    create_stream(&api, "bad", vec![docker_tag("v1", &from, false)]).await;
+
+    let stream = wait_for(&api, "bad", "the overflowing manifest to fail", |s| {
+        condition_reason(s, "v1").is_some()
+    })
+    .await;
+    // Not InternalError: nothing panicked, the manifest was judged invalid.
+    assert_eq!(
+        condition_reason(&stream, "v1").as_deref(),
+        Some("InvalidResponse")
+    );
+    let message = condition_message(&stream, "v1");
+    assert!(
+        message.contains(&bad.digest)
+            && message.contains(
+                "the sizes of its config and layers add up to more than 9223372036854775807 bytes"
+            ),
+        "{message}"
+    );
+    assert!(history(&stream, "v1").is_empty());
+    assert!(existing_images(&client, &[&bad.digest]).await.is_empty());
+
+    // The same operator goes on importing another stream.
+    let good_repository = unique("overflow-neighbour");
+    let good = pusher
+        .push_random(&good_repository, "v1", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let good_from = format!("{}/{good_repository}:v1", registry.host());
+    create_stream(&api, "good", vec![docker_tag("v1", &good_from, false)]).await;
+    wait_for(&api, "good", "the neighbour's import", |s| {
+        current_image(s, "v1") == Some(good.digest.clone())
+    })
+    .await;
+
+    // A permanent failure is not retried: the bad manifest was read once.
+    let gets = operator_requests(registry, &repository)
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert_eq!(
+        gets,
+        1,
+        "{:?}",
+        request_lines(&operator_requests(registry, &repository), &repository)
+    );
+}
+
+/// An interval long enough that only first imports and requests ask the registry.
+fn config_with_interval() -> imagestream_operator::controller::ControllerConfig {
+    config(Duration::from_secs(900))
+}
+
+#[tokio::test]
+async fn a_manifest_list_over_the_children_bound_is_refused_with_no_image_and_two_requests() {
+    let env = crate::support::env().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let pusher = ImagePusher::for_registry(registry);
+    let repository = unique("wide-list");
+    let (_, children) = push_children_sharing_blobs(&pusher, &repository, 100).await;
+    let list = push_index(&pusher, &repository, "v1", &children).await;
+    let mut cfg = config_with_interval();
+    cfg.import_limits.max_manifest_list_children = 10;
+    let (_operator, metrics) = start_operator_reporting(client.clone(), &ns, cfg).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:v1", registry.host());
+    create_stream(&api, "wide", vec![preserve_original_tag("whole", &from)]).await;
+
+    let stream = wait_for(&api, "wide", "the list to be refused", |s| {
+        condition_reason(s, "whole").is_some()
+    })
+    .await;
+    assert_eq!(
+        condition_reason(&stream, "whole").as_deref(),
+        Some("ManifestListTooLarge")
+    );
+    assert_eq!(
+        condition_message(&stream, "whole"),
+        format!(
+            "the manifest list {from_digest} has 100 images, more than the 10 an Image may \
+             record (--max-manifest-list-children); no Image was created",
+            from_digest = format!("{}/{repository}@{}", registry.host(), list.digest)
+        )
+    );
+    let mut digests: Vec<&str> = children.iter().map(|c| c.digest.as_str()).collect();
+    digests.push(&list.digest);
+    assert_eq!(
+        existing_images(&client, &digests).await,
+        Vec::<String>::new()
+    );
+    // One HEAD of the tag and one GET of the list; no child was read.
+    assert_eq!(
+        request_lines(&operator_requests(registry, &repository), &repository),
+        [
+            "HEAD manifests/v1".to_owned(),
+            format!("GET manifests/{}", list.digest)
+        ]
+    );
+    assert_eq!(metrics.import_refusal_count("ManifestListTooLarge"), 1);
+
+    // Asked again, the refusal is remembered for the digest: one HEAD, no download.
+    request_import_and_wait(&api, "wide").await;
+    let requests = request_lines(&operator_requests(registry, &repository), &repository);
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    assert_eq!(requests[2], "HEAD manifests/v1");
+    let stream = api.get("wide").await.unwrap();
+    assert_eq!(
+        condition_reason(&stream, "whole").as_deref(),
+        Some("ManifestListTooLarge")
+    );
+    assert_eq!(metrics.import_refusal_count("ManifestListTooLarge"), 1);
+}
+
+#[tokio::test]
+async fn children_of_a_list_sharing_one_config_blob_fetch_it_once() {
+    let env = crate::support::env().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let pusher = ImagePusher::for_registry(registry);
+    let repository = unique("shared-config");
+    let (config, children) = push_children_sharing_blobs(&pusher, &repository, 6).await;
+    let list = push_index(&pusher, &repository, "v1", &children).await;
+    let _operator = start_operator(client.clone(), &ns, config_with_interval()).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:v1", registry.host());
+    create_stream(&api, "shared", vec![preserve_original_tag("whole", &from)]).await;
+
+    wait_for(&api, "shared", "the list import", |s| {
+        current_image(s, "whole") == Some(list.digest.clone())
+    })
+    .await;
+    let mut digests: Vec<&str> = children.iter().map(|c| c.digest.as_str()).collect();
+    digests.push(&list.digest);
+    assert_eq!(existing_images(&client, &digests).await.len(), 7);
+    let requests = request_lines(&operator_requests(registry, &repository), &repository);
+    let config_gets = requests
+        .iter()
+        .filter(|r| **r == format!("GET blobs/{}", config.digest))
+        .count();
+    assert_eq!(config_gets, 1, "{requests:?}");
+    for child in &children {
+        let gets = requests
+            .iter()
+            .filter(|r| **r == format!("GET manifests/{}", child.digest))
+            .count();
+        assert_eq!(gets, 1, "{}: {requests:?}", child.digest);
+    }
+    // HEAD, the list, six children, one config.
+    assert_eq!(requests.len(), 9, "{requests:?}");
+}
+
+#[tokio::test]
+async fn an_image_over_the_layer_bound_is_refused_alone_or_in_a_list_and_creates_no_image() {
+    let env = crate::support::env().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let pusher = ImagePusher::for_registry(registry);
+    let repository = unique("layers");
+    let config = push_config(&pusher, &repository).await;
+    let layers = push_layers(&pusher, &repository, 6).await;
+    let deep = image_manifest(&config, &layers, "deep");
+    let deep = push_manifest(&pusher, &repository, Some("deep"), OCI_MANIFEST, &deep).await;
+    let mut children = Vec::new();
+    for n in 0..2 {
+        let shallow = image_manifest(&config, &layers[..2], &format!("shallow-{n}"));
+        children.push(push_manifest(&pusher, &repository, None, OCI_MANIFEST, &shallow).await);
+    }
+    children.push(deep.clone());
+    let list = push_index(&pusher, &repository, "list", &children).await;
+    let mut cfg = config_with_interval();
+    cfg.import_limits.max_image_layers = 5;
+    let (_operator, metrics) = start_operator_reporting(client.clone(), &ns, cfg).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let host = registry.host();
+    create_stream(
+        &api,
+        "deep",
+        vec![docker_tag(
+            "v1",
+            &format!("{host}/{repository}:deep"),
+            false,
+        )],
+    )
+    .await;
+
+    let stream = wait_for(&api, "deep", "the deep image to be refused", |s| {
+        condition_reason(s, "v1").is_some()
+    })
+    .await;
+    assert_eq!(
+        condition_reason(&stream, "v1").as_deref(),
+        Some("TooManyLayers")
+    );
+    let deep_shown = format!("{host}/{repository}@{}", deep.digest);
+    assert_eq!(
+        condition_message(&stream, "v1"),
+        format!(
+            "the image {deep_shown} has 6 layers, more than the 5 an Image may record \
+             (--max-image-layers); no Image was created"
+        )
+    );
+    // The manifest was read; its config was not.
+    assert_eq!(
+        request_lines(&operator_requests(registry, &repository), &repository),
+        [
+            "HEAD manifests/deep".to_owned(),
+            format!("GET manifests/{}", deep.digest)
+        ]
+    );
+
+    // In a PreserveOriginal list, the deep child refuses the whole list before any Image exists.
+    let mark = operator_requests(registry, &repository).len();
+    create_stream(
+        &api,
+        "list",
+        vec![preserve_original_tag(
+            "whole",
+            &format!("{host}/{repository}:list"),
+        )],
+    )
+    .await;
+    let stream = wait_for(&api, "list", "the list to be refused", |s| {
+        condition_reason(s, "whole").is_some()
+    })
+    .await;
+    assert_eq!(
+        condition_reason(&stream, "whole").as_deref(),
+        Some("TooManyLayers")
+    );
+    assert_eq!(
+        condition_message(&stream, "whole"),
+        format!(
+            "the manifest list {host}/{repository}@{} is not imported: the image {deep_shown} \
+             has 6 layers, more than the 5 an Image may record (--max-image-layers); no Image \
+             was created",
+            list.digest
+        )
+    );
+    let mut digests: Vec<&str> = children.iter().map(|c| c.digest.as_str()).collect();
+    digests.push(&list.digest);
+    assert_eq!(
+        existing_images(&client, &digests).await,
+        Vec::<String>::new()
+    );
+    // The list and the two shallow children were read (the deep one is remembered as refused);
+    // no config was.
+    let requests = request_lines(
+        &operator_requests(registry, &repository)[mark..],
+        &repository,
+    );
+    assert_eq!(
+        requests,
+        [
+            "HEAD manifests/list".to_owned(),
+            format!("GET manifests/{}", list.digest),
+            format!("GET manifests/{}", children[0].digest),
+            format!("GET manifests/{}", children[1].digest),
+        ]
+    );
+    assert_eq!(metrics.import_refusal_count("TooManyLayers"), 2);
+}
+
+#[tokio::test]
+async fn an_image_too_large_for_etcd_is_refused_as_image_too_large_and_not_downloaded_again_each_interval()
+ {
+    let env = crate::support::env().await;
+    let ns = env.namespace("import").await;
+    let client = env.client().await;
+    let registry = env.registry();
+    let pusher = ImagePusher::for_registry(registry);
+    let repository = unique("huge");
+    let config = push_config(&pusher, &repository).await;
+    // One real layer listed 15,000 times: a 2 MB manifest whose Image (every listed layer is
+    // recorded) exceeds etcd's 1.5 MiB request limit.
+    let layer = push_layers(&pusher, &repository, 1).await.remove(0);
+    let layers = vec![layer; 15_000];
+    let manifest = image_manifest(&config, &layers, "huge");
+    assert!(manifest.len() > 1_900_000, "{}", manifest.len());
+    let huge = push_manifest(&pusher, &repository, Some("v1"), OCI_MANIFEST, &manifest).await;
+    let mut cfg = config(Duration::from_secs(1));
+    cfg.import_limits.max_image_layers = 20_000;
+    let (_operator, metrics) = start_operator_reporting(client.clone(), &ns, cfg).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:v1", registry.host());
+    create_stream(&api, "huge", vec![docker_tag("v1", &from, true)]).await;
+
+    let stream = wait_for(&api, "huge", "the huge image to be refused", |s| {
+        condition_reason(s, "v1").is_some()
+    })
+    .await;
+    assert_eq!(
+        condition_reason(&stream, "v1").as_deref(),
+        Some("ImageTooLarge")
+    );
+    let message = condition_message(&stream, "v1");
+    assert!(
+        message.starts_with(&format!(
+            "the Image of {}/{repository}@{} is too large for the API server to store: ",
+            registry.host(),
+            huge.digest
+        )),
+        "{message}"
+    );
+    assert!(existing_images(&client, &[&huge.digest]).await.is_empty());
+
+    // Scheduled every second: each interval asks with a HEAD, and the refused digest is not
+    // downloaded again, nor is the stream written.
+    let mark = operator_requests(registry, &repository).len();
+    let version = stream.metadata.resource_version.clone().unwrap();
+    let writes = modifications_after(&api, "huge", &version, Duration::from_secs(4)).await;
+    assert_eq!(writes, 0, "a remembered refusal wrote the stream");
+    let after = request_lines(
+        &operator_requests(registry, &repository)[mark..],
+        &repository,
+    );
+    assert!(after.len() >= 2, "expected scheduled HEADs: {after:?}");
+    assert!(
+        after.iter().all(|r| r == "HEAD manifests/v1"),
+        "the refused digest was downloaded again: {after:?}"
+    );
+    assert_eq!(metrics.import_refusal_count("ImageTooLarge"), 1);
+}

@@ -25,5 +25,6 @@ mod oc_describe;
 mod operations;
 mod recovery;
 mod scale;
+mod security;
 mod triggers;
 mod unreadable_objects;

@@ -76,6 +76,7 @@ pub fn config(interval: Duration) -> ControllerConfig {
         image_gc_grace: None,
         allowed_registries: Default::default(),
         concurrency: Default::default(),
+        import_limits: Default::default(),
     }
 }
 
