@@ -1097,6 +1097,32 @@ mod tests {
     }
 
     #[test]
+    fn import_limits_default_to_64_children_and_256_layers_and_refuse_zero() {
+        let parse = |extra: &[&str]| {
+            Cli::try_parse_from(["imagestream-operator", "run"].iter().chain(extra)).map(|cli| {
+                let Command::Run(args) = cli.command else {
+                    panic!("not run")
+                };
+                (args.max_manifest_list_children, args.max_image_layers)
+            })
+        };
+        assert_eq!(parse(&[]).unwrap(), (64, 256));
+        assert_eq!(
+            parse(&[
+                "--max-manifest-list-children",
+                "10",
+                "--max-image-layers",
+                "500"
+            ])
+            .unwrap(),
+            (10, 500)
+        );
+        for zero in ["--max-manifest-list-children=0", "--max-image-layers=0"] {
+            assert!(parse(&[zero]).is_err(), "{zero}");
+        }
+    }
+
+    #[test]
     fn leader_election_is_on_by_default_and_can_be_turned_off() {
         let parse = |extra: &[&str]| {
             let cli =

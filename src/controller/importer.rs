@@ -664,8 +664,12 @@ async fn create_image(ctx: &Context, image: Image, shown: &str) -> Result<(), Im
         Ok(_) => {}
         Err(kube::Error::Api(status)) if status.code == 409 => {}
         Err(kube::Error::Api(status)) if is_too_large_to_store(&status) => {
+            let detail = match status.message.trim() {
+                "" => format!("HTTP {}", status.code),
+                message => message.to_owned(),
+            };
             return Err(ImportError::Refused {
-                refusal: Refusal::image_too_large(shown, &status.message),
+                refusal: Refusal::image_too_large(shown, &detail),
                 remembered: false,
             });
         }
@@ -781,11 +785,15 @@ async fn ensure_image(
     if let Some(refused) = remembered_refusal(ctx, digest, &[RefusalScope::Image]) {
         return Err(refused);
     }
-    // One fetch per digest at a time: a second import of it waits and then finds the Image.
+    // One fetch per digest at a time: a second import of it waits and then finds the Image (or
+    // the refusal).
     let flight = ctx.content_flight(digest);
     let _guard = flight.lock().await;
     if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
         return Ok(());
+    }
+    if let Some(refused) = remembered_refusal(ctx, digest, &[RefusalScope::Image]) {
+        return Err(refused);
     }
     let fetched = ctx
         .registry
@@ -816,6 +824,9 @@ async fn ensure_index_and_children(
     let _guard = flight.lock().await;
     if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
         return Ok(());
+    }
+    if let Some(refused) = remembered_refusal(ctx, digest, &SCOPES) {
+        return Err(refused);
     }
     let fetched = ctx
         .registry
@@ -1282,7 +1293,12 @@ mod tests {
             max_image_layers: 5,
         };
         let shown = "registry.local/app@sha256:ff";
-        let table: [(&str, FetchedManifest, Option<(RefusalReason, String)>); 4] = [
+        type Case = (
+            &'static str,
+            FetchedManifest,
+            Option<(RefusalReason, String)>,
+        );
+        let table: [Case; 4] = [
             ("an image at the layer limit", image_with_layers(5), None),
             (
                 "an image over the layer limit (a layer listed twice counts twice)",

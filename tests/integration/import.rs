@@ -1073,9 +1073,10 @@ async fn a_manifest_list_over_the_children_bound_is_refused_with_no_image_and_tw
     assert_eq!(
         condition_message(&stream, "whole"),
         format!(
-            "the manifest list {from_digest} has 100 images, more than the 10 an Image may \
+            "the manifest list {}/{repository}@{} has 100 images, more than the 10 an Image may \
              record (--max-manifest-list-children); no Image was created",
-            from_digest = format!("{}/{repository}@{}", registry.host(), list.digest)
+            registry.host(),
+            list.digest
         )
     );
     let mut digests: Vec<&str> = children.iter().map(|c| c.digest.as_str()).collect();
@@ -1267,12 +1268,12 @@ async fn an_image_too_large_for_etcd_is_refused_as_image_too_large_and_not_downl
     let registry = env.registry();
     let pusher = ImagePusher::for_registry(registry);
     let repository = unique("huge");
-    let config = push_config(&pusher, &repository).await;
+    let config_blob = push_config(&pusher, &repository).await;
     // One real layer listed 15,000 times: a 2 MB manifest whose Image (every listed layer is
     // recorded) exceeds etcd's 1.5 MiB request limit.
     let layer = push_layers(&pusher, &repository, 1).await.remove(0);
     let layers = vec![layer; 15_000];
-    let manifest = image_manifest(&config, &layers, "huge");
+    let manifest = image_manifest(&config_blob, &layers, "huge");
     assert!(manifest.len() > 1_900_000, "{}", manifest.len());
     let huge = push_manifest(&pusher, &repository, Some("v1"), OCI_MANIFEST, &manifest).await;
     let mut cfg = config(Duration::from_secs(1));
@@ -1301,6 +1302,41 @@ async fn an_image_too_large_for_etcd_is_refused_as_image_too_large_and_not_downl
     );
     assert!(existing_images(&client, &[&huge.digest]).await.is_empty());
 
+    // A smaller one passes the API server's gRPC limit (2 MiB) and is refused by etcd's own
+    // (1.5 MiB): the same reason.
+    let etcd_repository = unique("huge-etcd");
+    let config_blob = push_config(&pusher, &etcd_repository).await;
+    let layer = push_layers(&pusher, &etcd_repository, 1).await.remove(0);
+    let manifest = image_manifest(&config_blob, &vec![layer; 12_000], "etcd");
+    let for_etcd = push_manifest(
+        &pusher,
+        &etcd_repository,
+        Some("v1"),
+        OCI_MANIFEST,
+        &manifest,
+    )
+    .await;
+    let from = format!("{}/{etcd_repository}:v1", registry.host());
+    create_stream(&api, "etcd", vec![docker_tag("v1", &from, false)]).await;
+    let refused = wait_for(&api, "etcd", "etcd to refuse the Image", |s| {
+        condition_reason(s, "v1").is_some()
+    })
+    .await;
+    assert_eq!(
+        condition_reason(&refused, "v1").as_deref(),
+        Some("ImageTooLarge")
+    );
+    let message = condition_message(&refused, "v1");
+    assert!(
+        message.ends_with("etcdserver: request is too large"),
+        "{message}"
+    );
+    assert!(
+        existing_images(&client, &[&for_etcd.digest])
+            .await
+            .is_empty()
+    );
+
     // Scheduled every second: each interval asks with a HEAD, and the refused digest is not
     // downloaded again, nor is the stream written.
     let mark = operator_requests(registry, &repository).len();
@@ -1316,5 +1352,5 @@ async fn an_image_too_large_for_etcd_is_refused_as_image_too_large_and_not_downl
         after.iter().all(|r| r == "HEAD manifests/v1"),
         "the refused digest was downloaded again: {after:?}"
     );
-    assert_eq!(metrics.import_refusal_count("ImageTooLarge"), 1);
+    assert_eq!(metrics.import_refusal_count("ImageTooLarge"), 2);
 }

@@ -843,3 +843,100 @@ async fn a_pull_secret_larger_than_256_kib_is_refused_with_a_warning_and_the_oth
         "{note}"
     );
 }
+
+#[tokio::test]
+async fn a_token_realm_that_goes_away_is_learned_again_from_the_registrys_next_challenge() {
+    let env = crate::support::env().await;
+    let ns = env.namespace("creds-realm").await;
+    let client = env.client().await;
+    let repository = unique("realm");
+    let token_server = || {
+        TokenServer::start(
+            TokenServerConfig::default()
+                .user("pusher", "push")
+                .user("alice", "wonderland")
+                .grant(Grant::user("pusher", "*", &["pull", "push"]))
+                .grant(Grant::user("alice", &repository, &["pull"])),
+        )
+    };
+    let first_server = token_server().await.unwrap();
+    let mut first_registry = token_registry(env, "realm-a", &first_server).await;
+    let port: u16 = first_registry
+        .host()
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    let first = ImagePusher::for_registry(&first_registry)
+        .with_credentials("pusher", "push")
+        .push_random(&repository, "latest", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    create_pull_secret(
+        &client,
+        &ns,
+        "registry-alice",
+        first_registry.host(),
+        ("alice", "wonderland"),
+        false,
+    )
+    .await;
+    let _operator = start_operator(client.clone(), &ns, config(Duration::from_secs(1))).await;
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let from = format!("{}/{repository}:latest", first_registry.host());
+    create_stream(&api, "app", vec![docker_tag("latest", &from, true)]).await;
+    wait_for(&api, "app", "the import through the first realm", |s| {
+        current_image(s, "latest") == Some(first.digest.clone())
+    })
+    .await;
+
+    // The registry moves to another token service: the old realm is gone (connections refused)
+    // and the registry, at the same address, now challenges with the new one.
+    drop(first_server);
+    first_registry.stop();
+    let second_server = token_server().await.unwrap();
+    let second_registry = env
+        .start_registry(
+            "realm-b",
+            &RegistryOptions {
+                token_auth: Some(second_server.token_auth()),
+                port: Some(port),
+                ..RegistryOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    let second = ImagePusher::for_registry(&second_registry)
+        .with_credentials("pusher", "push")
+        .push_random(&repository, "latest", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let mut reasons_seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let stream = api.get("app").await.unwrap();
+        if let Some(reason) = condition_reason(&stream, "latest") {
+            reasons_seen.push(reason);
+        }
+        if current_image(&stream, "latest") == Some(second.digest.clone()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new realm was never learned; conditions seen: {reasons_seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !reasons_seen.iter().any(|r| r == "NotFound"),
+        "a token failure read as a missing tag: {reasons_seen:?}"
+    );
+    assert!(
+        second_server
+            .requests()
+            .iter()
+            .any(|r| r.issued() && r.user.as_deref() == Some("alice")),
+        "the operator never asked the new realm"
+    );
+}
