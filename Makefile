@@ -15,6 +15,14 @@ build:
 provision:
 	bash hack/provision.sh >/dev/null
 
+## provision-node: what a test node needs, on top of provision: containerd, runc, the CNI plugins,
+## busybox-static, iptables and conntrack from Debian, and kubelet (with the fix of kubernetes#97288),
+## kube-scheduler and kube-proxy v1.20.2 built like the API server into the same cache (once).
+## Starts nothing. Not part of `make test` yet.
+.PHONY: provision-node
+provision-node: provision
+	bash hack/provision-node.sh >/dev/null
+
 ## test: provision, then formatting, lints and every test (unit and integration). Incremental
 ## compilation is off unless CARGO_INCREMENTAL says otherwise: its cache would double target/.
 test: export CARGO_INCREMENTAL ?= 0

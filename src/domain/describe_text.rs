@@ -1079,14 +1079,22 @@ fn write_image(out: &mut String, image: &Image, spec: Option<&TagReference>, now
 /// `Image Size: <total> in <n> layers` and one line per layer, base first.
 fn write_size(out: &mut String, image: &Image, metadata: &DockerImageMetadata) {
     let layers = &image.docker_image_layers;
+    // Images are written by anyone allowed to create them: a negative size, or layer sizes whose
+    // sum overflows, show as unknown.
     let size = metadata
         .size
-        .unwrap_or_else(|| layers.iter().map(|layer| layer.size).sum());
+        .or_else(|| {
+            layers
+                .iter()
+                .try_fold(0i64, |total, layer| total.checked_add(layer.size))
+        })
+        .filter(|size| *size >= 0)
+        .map_or_else(|| "unknown".to_owned(), human_size);
     if layers.is_empty() {
-        field(out, "Layer Size", &human_size(size));
+        field(out, "Layer Size", &size);
         return;
     }
-    let summary = format!("{} in {} layers", human_size(size), layers.len());
+    let summary = format!("{size} in {} layers", layers.len());
     field(out, "Image Size", &summary);
     let lines: Vec<String> = layers
         .iter()
@@ -1325,6 +1333,34 @@ mod tests {
             ],
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn an_image_whose_layer_sizes_overflow_shows_an_unknown_size_instead_of_panicking() {
+        let mut crafted = image();
+        crafted.docker_image_metadata.as_mut().unwrap().size = None;
+        for layer in &mut crafted.docker_image_layers {
+            layer.size = 1 << 62;
+        }
+        crafted
+            .docker_image_layers
+            .push(crafted.docker_image_layers[0].clone());
+        let mut out = String::new();
+        write_size(
+            &mut out,
+            &crafted,
+            crafted.docker_image_metadata.as_ref().unwrap(),
+        );
+        assert!(out.contains("unknown in 3 layers"), "{out}");
+
+        crafted.docker_image_metadata.as_mut().unwrap().size = Some(-5);
+        let mut out = String::new();
+        write_size(
+            &mut out,
+            &crafted,
+            crafted.docker_image_metadata.as_ref().unwrap(),
+        );
+        assert!(out.contains("unknown in 3 layers"), "{out}");
     }
 
     #[test]

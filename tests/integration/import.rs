@@ -11,11 +11,7 @@ use imagestream_testenv::images::{ImagePusher, ManifestFormat, TestIndex};
 use imagestream_testenv::{RegistryOptions, RegistryRequest};
 use kube::Api;
 
-/// The FAKE registry of the client's unit tests, used here only for what a real registry cannot
-/// do on demand (answer 429 with a long `Retry-After`). Everything else runs against the real one.
-#[allow(dead_code)]
-#[path = "../../src/registry/fake_registry.rs"]
-mod fake_registry;
+use crate::fake_registry;
 
 #[tokio::test]
 async fn a_first_import_records_the_digest_in_the_users_spelling_and_creates_the_image() {

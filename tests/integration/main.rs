@@ -8,6 +8,12 @@
 
 mod support;
 
+/// The in-process FAKE registry of the client's unit tests, for what a real registry cannot do on
+/// demand (429 storms, echoing credentials); everything else runs against the real one.
+#[allow(dead_code)]
+#[path = "../../src/registry/fake_registry.rs"]
+mod fake_registry;
+
 mod admission;
 mod binary;
 mod deploy;

@@ -14,9 +14,7 @@ use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use serde_json::json;
 
-#[allow(dead_code)]
-#[path = "../../src/registry/fake_registry.rs"]
-mod fake_registry;
+use crate::fake_registry;
 
 const USER: &str = "deployer";
 const PASSWORD: &str = "Marker-Pa55word-7f3c";
