@@ -64,5 +64,23 @@ bench: provision
 	$(CARGO) build --release --bin imagestream-operator
 	$(CARGO) run --release --quiet --example bench
 
+## image: the operator's release build as an OCI image, written without a container engine by
+## hack/oci_image.py (the binary with the shared libraries it links, CA certificates, user 65532, no
+## shell; Entrypoint and Cmd as the Dockerfile) into target/oci/operator, and pushed with skopeo to
+## IMAGE when given, e.g. make image IMAGE=127.0.0.1:5000/imagestream-operator:dev. The push skips TLS
+## verification (plain-HTTP test registries) unless IMAGE_TLS_VERIFY=true; credentials: skopeo login.
+## Deterministic: the same binary and revision give the same digest, printed last.
+IMAGE ?=
+IMAGE_TLS_VERIFY ?= false
+IMAGE_VERSION ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+IMAGE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+.PHONY: image
+image:
+	$(CARGO) build --release --bin imagestream-operator
+	python3 hack/oci_image.py operator --binary $${CARGO_TARGET_DIR:-target}/release/imagestream-operator \
+	  --output $${CARGO_TARGET_DIR:-target}/oci/operator \
+	  --version "$(IMAGE_VERSION)" --revision "$(IMAGE_REVISION)" $(if $(IMAGE),--push "$(IMAGE)") \
+	  $(if $(filter true,$(IMAGE_TLS_VERIFY)),--tls-verify)
+
 clean-cache:
 	rm -rf $${IMAGESTREAM_OPERATOR_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/imagestream-operator}

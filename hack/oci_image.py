@@ -263,8 +263,9 @@ def operator_image(args: argparse.Namespace) -> tuple[Layer, dict, dict]:
 
 ENTRYPOINT = """#!/bin/sh
 printf '%s\\n' {message}
-trap 'exit 0' TERM INT
-while :; do sleep 86400 & wait $!; done
+sleep 2147483647 &
+trap 'kill $! 2>/dev/null; exit 0' TERM INT
+wait
 """
 
 

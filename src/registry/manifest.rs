@@ -390,10 +390,19 @@ pub fn parse_image_config(bytes: &[u8]) -> Result<ImageConfig, ManifestError> {
     })
 }
 
+/// A parse failure, described by its kind and position only: serde's own message can quote the
+/// document (`invalid type: string "…"`), and a registry could put anything there, an echoed
+/// credential included.
 fn malformed(what: &'static str, error: serde_json::Error) -> ManifestError {
+    let kind = match error.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Data => "valid JSON of the wrong shape",
+        serde_json::error::Category::Eof => "cut short",
+    };
     ManifestError::Malformed {
         what,
-        detail: error.to_string(),
+        detail: format!("{kind} (line {}, column {})", error.line(), error.column()),
     }
 }
 
@@ -646,6 +655,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(error, ManifestError::UnsupportedMediaType { .. }));
+    }
+
+    #[test]
+    fn a_malformed_config_or_manifest_is_described_without_quoting_the_document() {
+        let secret = "Basic ZGVwbG95ZXI6c2VjcmV0";
+        let config = format!(r#"{{"config": {{"Env": "{secret}"}}}}"#);
+        let error = parse_image_config(config.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains(secret), "{error}");
+        assert!(error.contains("wrong shape (line 1, column"), "{error}");
+        let manifest = format!(r#"{{"schemaVersion": 2, "config": "{secret}"}}"#);
+        let error = parse_manifest(DOCKER_MANIFEST, manifest.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains(secret), "{error}");
+        let error = parse_image_config(b"{\"os\": ").unwrap_err().to_string();
+        assert!(error.contains("cut short"), "{error}");
     }
 
     #[test]

@@ -96,19 +96,13 @@ impl ControlPlane {
             "--advertise-address=127.0.0.1".to_owned(),
             format!("--secure-port={port}"),
             format!("--cert-dir={}", pki.display()),
-            format!(
-                "--tls-cert-file={}",
-                pki.join("apiserver.crt").display()
-            ),
+            format!("--tls-cert-file={}", pki.join("apiserver.crt").display()),
             format!(
                 "--tls-private-key-file={}",
                 pki.join("apiserver.key").display()
             ),
             format!("--client-ca-file={}", ca_file.display()),
-            format!(
-                "--token-auth-file={}",
-                pki.join("tokens.csv").display()
-            ),
+            format!("--token-auth-file={}", pki.join("tokens.csv").display()),
             "--authorization-mode=RBAC".to_owned(),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_owned(),
             format!(
@@ -168,12 +162,13 @@ impl ControlPlane {
         let (program, args, log) = &self.apiserver_restart;
         let mut command = Command::new(program);
         command.args(args);
-        self.apiserver = ManagedProcess::spawn("kube-apiserver", command, log).map_err(|source| {
-            TestEnvError::Spawn {
-                program: program.clone(),
-                source,
-            }
-        })?;
+        self.apiserver =
+            ManagedProcess::spawn("kube-apiserver", command, log).map_err(|source| {
+                TestEnvError::Spawn {
+                    program: program.clone(),
+                    source,
+                }
+            })?;
         Ok(())
     }
 
