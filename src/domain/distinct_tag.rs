@@ -43,7 +43,7 @@ impl Selection {
 pub struct PlannedSource {
     /// The pulled reference, normalised: `mirror.local/library/nginx:1.25`.
     pub reference: String,
-    /// The identities of the credentials offered there, most specific first (empty: anonymous).
+    /// The identities of the credentials offered there, in keyring order (empty: anonymous).
     pub credentials: Vec<String>,
 }
 

@@ -102,10 +102,11 @@ pub struct ManifestTarget {
 #[derive(Debug, Clone, Default)]
 pub struct Access {
     /// Plain HTTP and unverified TLS are allowed for this call (`importPolicy.insecure`):
-    /// HTTPS without verification is tried first, then plain HTTP.
+    /// HTTPS without verification is tried first, then plain HTTP; the scheme a host answered on is
+    /// remembered, and a failure is reported as that scheme's.
     pub insecure: bool,
-    /// Candidate credentials, most specific first. The next is tried when the registry refuses
-    /// one (401/403); no credentials means anonymous access.
+    /// Candidate credentials, in the order the kubelet would try them (`Keyring::lookup`). The
+    /// next is tried when the registry refuses one (401/403); no credentials means anonymous access.
     pub credentials: Vec<RegistryCredential>,
 }
 
