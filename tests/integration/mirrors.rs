@@ -785,3 +785,65 @@ async fn a_child_missing_from_the_mirror_is_fetched_from_the_next_source_of_the_
         "{from_source:?}"
     );
 }
+
+#[tokio::test]
+async fn a_mirror_at_a_metadata_address_is_reported_on_its_object_and_the_next_mirror_serves() {
+    let env = crate::support::env().await;
+    let ns = env.namespace("mirrors").await;
+    let client = env.client().await;
+    let mirror = env.registry();
+    let repository = unique("metadata");
+    let pushed = ImagePusher::for_registry(mirror)
+        .push_random(&repository, "v1", ManifestFormat::Oci)
+        .await
+        .unwrap();
+    let down = format!("127.0.0.1:{}", free_port().unwrap());
+    let idms_name = object_name("idms-metadata");
+    let _idms = create_mirror_object::<ImageDigestMirrorSet>(
+        &client,
+        json!({"apiVersion": "config.openshift.io/v1", "kind": "ImageDigestMirrorSet",
+        "metadata": {"name": idms_name},
+        "spec": {"imageDigestMirrors": [{
+            "source": format!("{down}/{repository}"),
+            "mirrors": [
+                format!("169.254.169.254/{repository}"),
+                format!("{}/{repository}", mirror.host()),
+            ]}]}}),
+    )
+    .await;
+    let _operator = start_operator(client.clone(), &ns, config(Duration::from_secs(900))).await;
+    let reported = wait_for_event(&client, "default", |e| {
+        e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(idms_name.as_str())
+            && e.type_.as_deref() == Some("Warning")
+            && e.note
+                .as_deref()
+                .is_some_and(|n| n.contains("169.254.169.254") && n.contains("never contacted"))
+    })
+    .await;
+    assert!(
+        reported,
+        "the IDMS was not told about its metadata-address mirror"
+    );
+
+    let api = Api::<ImageStream>::namespaced(client.clone(), &ns);
+    let source = format!("{down}/{repository}@{}", pushed.digest);
+    create_stream(&api, "app", vec![docker_tag("pinned", &source, false)]).await;
+    let stream = wait_for(&api, "app", "the mirrored import", |s| {
+        current_image(s, "pinned").is_some() || condition_reason(s, "pinned").is_some()
+    })
+    .await;
+    assert_eq!(
+        current_image(&stream, "pinned"),
+        Some(pushed.digest.clone()),
+        "{:?}",
+        stream.status
+    );
+    let served = wait_for_event(&client, &ns, |e| {
+        e.reason.as_deref() == Some("Imported")
+            && e.note
+                .as_deref()
+                .is_some_and(|n| n.contains(&format!("served by mirror {}", mirror.host())))
+    })
+    .await;
+    assert!(served, "the usable mirror did not serve the import");
+}
