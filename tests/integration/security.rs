@@ -138,15 +138,3 @@ async fn credentials_a_registry_echoes_back_appear_in_no_condition_event_or_metr
         }
     }
 }
-
-/// The notes of every Event in `namespace`.
-async fn event_notes(client: &kube::Client, namespace: &str) -> Vec<String> {
-    Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), namespace)
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|event| event.note)
-        .collect()
-}

@@ -360,14 +360,28 @@ where
 
 /// The reasons of the Events in `namespace`, in the order the API server lists them.
 pub async fn event_reasons(client: &Client, namespace: &str) -> Vec<String> {
+    events_in(client, namespace)
+        .await
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+/// The notes of every Event in `namespace`.
+pub async fn event_notes(client: &Client, namespace: &str) -> Vec<String> {
+    events_in(client, namespace)
+        .await
+        .into_iter()
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+async fn events_in(client: &Client, namespace: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
     Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), namespace)
         .list(&Default::default())
         .await
         .unwrap()
         .items
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect()
 }
 
 /// A kubeconfig that authenticates as `service_account` with a token from the TokenRequest API.
