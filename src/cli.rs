@@ -719,8 +719,11 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
             stopped(shutdown.clone()),
         ));
         // Wait for the signal, then give the reconciles in flight the shutdown timeout to finish;
-        // controllers that end before the signal end the process with an error.
+        // controllers that end before the signal end the process with an error. The signal ends the
+        // controllers too, so when both are ready the signal counts.
+        let signalled = shutdown.clone();
         tokio::select! {
+            biased;
             () = stopped(shutdown) => {
                 if tokio::time::timeout(args.shutdown_timeout, controllers)
                     .await
@@ -730,11 +733,12 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
                 }
                 Ok(())
             }
-            ended = &mut controllers => Err(CliError::ControllersEnded(match ended {
-                Ok(Err(ended)) => ended.to_string(),
-                Ok(Ok(())) => "the controllers returned".to_owned(),
-                Err(err) => format!("the controllers task failed: {err}"),
-            })),
+            ended = &mut controllers => match ended {
+                Ok(Ok(())) if *signalled.borrow() => Ok(()),
+                Ok(Err(ended)) => Err(CliError::ControllersEnded(ended.to_string())),
+                Ok(Ok(())) => Err(CliError::ControllersEnded("the controllers returned".to_owned())),
+                Err(err) => Err(CliError::ControllersEnded(format!("the controllers task failed: {err}"))),
+            },
         }
     };
 

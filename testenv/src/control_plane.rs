@@ -15,6 +15,20 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// The user name of the admin token (member of `system:masters`).
 pub const ADMIN_USER: &str = "testenv-admin";
 
+/// How the control plane is started. The default is what the fast tests use: everything on
+/// 127.0.0.1, the ServiceAccount admission plugin off.
+#[derive(Debug, Clone, Default)]
+pub struct ControlPlaneOptions {
+    /// The address kube-apiserver listens on and advertises (and the kubeconfig points at) instead
+    /// of 127.0.0.1: an address pods reach, such as a node's bridge address. Its serving certificate
+    /// also names 127.0.0.1, `localhost`, the first service IP (10.96.0.1) and `kubernetes.default.svc`.
+    /// With it, the API server reaches kubelets at their `InternalIP` (node names do not resolve).
+    pub bind_address: Option<std::net::Ipv4Addr>,
+    /// Enables the ServiceAccount admission plugin, so pods get a service-account token mounted (a node
+    /// also needs the `serviceaccount` and `serviceaccount-token` controllers).
+    pub service_account_admission: bool,
+}
+
 /// Running etcd and kube-apiserver processes and the files that describe how to reach them.
 pub struct ControlPlane {
     etcd: ManagedProcess,
@@ -34,6 +48,22 @@ impl ControlPlane {
         dir: &Path,
         etcd_bin: &Path,
         apiserver_bin: &Path,
+    ) -> Result<Self, TestEnvError> {
+        Self::start_with(
+            dir,
+            etcd_bin,
+            apiserver_bin,
+            &ControlPlaneOptions::default(),
+        )
+        .await
+    }
+
+    /// [`Self::start`] with `options`.
+    pub async fn start_with(
+        dir: &Path,
+        etcd_bin: &Path,
+        apiserver_bin: &Path,
+        options: &ControlPlaneOptions,
     ) -> Result<Self, TestEnvError> {
         let io = |what: &str| {
             let what = what.to_owned();
@@ -74,7 +104,22 @@ impl ControlPlane {
             })?;
 
         let ca = TestCa::new("imagestream-operator-testenv-ca")?;
-        let serving = ca.issue(&["127.0.0.1", "localhost"])?;
+        let bind = options
+            .bind_address
+            .map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.to_string());
+        let serving = match options.bind_address {
+            None => ca.issue(&["127.0.0.1", "localhost"])?,
+            Some(_) => ca.issue(&[
+                &bind,
+                "127.0.0.1",
+                "localhost",
+                "10.96.0.1",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ])?,
+        };
         let ca_file = pki.join("ca.crt");
         write_file(&ca_file, ca.cert_pem())?;
         write_file(&pki.join("apiserver.crt"), &serving.cert_pem)?;
@@ -89,11 +134,16 @@ impl ControlPlane {
         )?;
 
         let port = free_port()?;
-        let url = format!("https://127.0.0.1:{port}");
-        let apiserver_args: Vec<String> = vec![
+        let url = format!("https://{bind}:{port}");
+        let admission = if options.service_account_admission {
+            "--enable-admission-plugins=ServiceAccount"
+        } else {
+            "--disable-admission-plugins=ServiceAccount"
+        };
+        let mut apiserver_args: Vec<String> = vec![
             format!("--etcd-servers=http://127.0.0.1:{client_port}"),
-            "--bind-address=127.0.0.1".to_owned(),
-            "--advertise-address=127.0.0.1".to_owned(),
+            format!("--bind-address={bind}"),
+            format!("--advertise-address={bind}"),
             format!("--secure-port={port}"),
             format!("--cert-dir={}", pki.display()),
             format!("--tls-cert-file={}", pki.join("apiserver.crt").display()),
@@ -114,11 +164,16 @@ impl ControlPlane {
                 pki.join("sa.key").display()
             ),
             "--service-cluster-ip-range=10.96.0.0/24".to_owned(),
-            "--disable-admission-plugins=ServiceAccount".to_owned(),
+            admission.to_owned(),
             "--allow-privileged=true".to_owned(),
             "--enable-priority-and-fairness=false".to_owned(),
             "--v=0".to_owned(),
         ];
+        if options.bind_address.is_some() {
+            // `kubectl logs`/`exec` go through the kubelet: reach it at its node IP, since a test
+            // node's name does not resolve.
+            apiserver_args.push("--kubelet-preferred-address-types=InternalIP".to_owned());
+        }
         let mut apiserver_cmd = Command::new(apiserver_bin);
         apiserver_cmd.args(&apiserver_args);
         let apiserver = ManagedProcess::spawn(
