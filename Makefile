@@ -31,6 +31,18 @@ test: provision
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	bash hack/run-tests.sh
 
+## e2e: the end-to-end tests on a real node (needs root; provisions the node's programs first): the
+## operator's release build as an OCI image in the node registry, installed with `kubectl apply -k` on
+## an overlay of deploy/ that only sets the image; two replicas Ready with one Lease holder, a
+## triggered Deployment's pod replaced after each push (its log shows the new image), failover to the
+## standby, no restarts or OOM kills; the node is torn down and checked clean at the end. Without
+## IMAGESTREAM_E2E=1 (as in `make test`) the tests record a skip.
+.PHONY: e2e
+e2e: provision-node
+	$(CARGO) build --release --bin imagestream-operator
+	IMAGESTREAM_E2E=1 IMAGESTREAM_E2E_OPERATOR_BIN=$$(realpath $${CARGO_TARGET_DIR:-target})/release/imagestream-operator \
+	  $(CARGO) test --test e2e -- --test-threads=1 --nocapture
+
 ## unit: the pure tests only (no control plane, no registry).
 unit:
 	$(CARGO) test --lib --bins

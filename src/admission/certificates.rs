@@ -214,42 +214,54 @@ pub async fn ensure(
 }
 
 /// Sets the `caBundle` of every webhook of the MutatingWebhookConfiguration `name` to `ca_pem`,
-/// when it differs. A missing configuration is not an error (the webhook is not registered).
+/// when it differs. A missing configuration is not an error (the webhook is not registered). The
+/// write carries the configuration's resourceVersion; when another writer came first (replicas
+/// starting together publish the same CA), the configuration is read again and the write retried,
+/// so it usually finds the bundle already set.
 pub async fn publish_ca(
     client: &Client,
     name: &str,
     ca_pem: &str,
 ) -> Result<bool, CertificateError> {
+    const ATTEMPTS: usize = 5;
     let api = Api::<MutatingWebhookConfiguration>::all(client.clone());
     let kube = |what: &str| {
         let what = format!("{what} the MutatingWebhookConfiguration {name}");
         move |source| CertificateError::Kube { what, source }
     };
-    let configuration = match api.get(name).await {
-        Ok(configuration) => configuration,
-        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(false),
-        Err(err) => return Err(kube("read")(err)),
-    };
     let bundle = ByteString(ca_pem.as_bytes().to_vec());
-    let mut webhooks = configuration.webhooks.clone().unwrap_or_default();
-    let mut changed = false;
-    for webhook in &mut webhooks {
-        if webhook.client_config.ca_bundle.as_ref() != Some(&bundle) {
-            webhook.client_config.ca_bundle = Some(bundle.clone());
-            changed = true;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let configuration = match api.get(name).await {
+            Ok(configuration) => configuration,
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(false),
+            Err(err) => return Err(kube("read")(err)),
+        };
+        let mut webhooks = configuration.webhooks.clone().unwrap_or_default();
+        let mut changed = false;
+        for webhook in &mut webhooks {
+            if webhook.client_config.ca_bundle.as_ref() != Some(&bundle) {
+                webhook.client_config.ca_bundle = Some(bundle.clone());
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(false);
+        }
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": configuration.metadata.resource_version},
+            "webhooks": webhooks,
+        });
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => return Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 409 && attempt < ATTEMPTS => {}
+            Err(err) => return Err(kube("update")(err)),
         }
     }
-    if !changed {
-        return Ok(false);
-    }
-    let patch = serde_json::json!({
-        "metadata": {"resourceVersion": configuration.metadata.resource_version},
-        "webhooks": webhooks,
-    });
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(kube("update"))?;
-    Ok(true)
 }
 
 /// `serving` ready to serve.

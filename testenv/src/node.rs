@@ -438,6 +438,35 @@ impl Node {
         Ok(out.lines().last().unwrap_or_default().trim().to_owned())
     }
 
+    /// Builds the operator's image from `binary` (a release build of `imagestream-operator`) with
+    /// `hack/oci_image.py operator` and pushes it to `reference` (a repository of the node
+    /// registry); returns the manifest digest.
+    pub fn push_operator_image(
+        &self,
+        binary: &Path,
+        reference: &str,
+    ) -> Result<String, TestEnvError> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/oci_image.py");
+        let output = self
+            .dir
+            .join("oci")
+            .join(format!("operator-{:08x}", rand::random::<u32>()));
+        let out = run(
+            "python3",
+            &[
+                &script.to_string_lossy(),
+                "operator",
+                "--binary",
+                &binary.to_string_lossy(),
+                "--output",
+                &output.to_string_lossy(),
+                "--push",
+                reference,
+            ],
+        )?;
+        Ok(out.lines().last().unwrap_or_default().trim().to_owned())
+    }
+
     /// Writes containerd's configuration and starts it.
     async fn start_containerd(&mut self) -> Result<(), TestEnvError> {
         let since = Instant::now();

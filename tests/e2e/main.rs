@@ -1,0 +1,890 @@
+//! End to end, as users run it: a real node (containerd, kubelet, kube-proxy, scheduler), the
+//! operator's release build as an OCI image in the node registry, installed with `kubectl apply -k`
+//! on an overlay of `deploy/` that only overrides the image, and real pods rolling after pushes:
+//!
+//! 1. two replicas Ready, exactly one Lease holder (the one Pod labelled leader);
+//! 2. a triggered Deployment tracking `demo:v1` of an ImageStream runs a pod printing `demo v1`;
+//! 3. `demo v2` pushed to the same tag (and the push notified to the webhook Service, as a
+//!    registry does): the pod is replaced by one running the new digest, whose log says `demo v2`;
+//! 4. the leader Pod is deleted (gracefully: it releases the Lease on SIGTERM): the standby takes
+//!    the Lease, and `demo v3` still rolls out (the webhook Service follows the leader label);
+//! 5. no operator container restarted or was OOM-killed, and they ran with deploy/'s security
+//!    context and limits.
+//!
+//! The node needs root and `make provision-node`, and changes machine-wide state (a bridge,
+//! iptables chains), so these tests run only with `IMAGESTREAM_E2E=1` (`make e2e`); otherwise each
+//! records a skip. Everything runs in one test, which tears the node down at its end.
+
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use imagestream_testenv::{Node, NodeOptions, TestEnv};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
+use serde_json::json;
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const OPERATOR_NAMESPACE: &str = "imagestream-operator";
+const LEASE: &str = "imagestream-operator";
+const LEADER_LABEL: &str = "imagestream-operator/role=leader";
+const OPERATOR_SELECTOR: &str = "app.kubernetes.io/name=imagestream-operator";
+const NAMESPACE: &str = "e2e-demo";
+/// The key of the `generic` push-notification format in the Secret deploy/ names.
+const WEBHOOK_KEY: &str = "e2e-generic-notification-key";
+
+/// The variable naming the file where skipped tests are recorded (as in the integration tests).
+const SKIP_LOG_VARIABLE: &str = "IMAGESTREAM_TEST_SKIP_LOG";
+
+/// Records that the running test could not run its subject here, and why (see
+/// `tests/integration/support/mod.rs`); the caller returns right after.
+fn skip(reason: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("an unnamed test")
+        .to_owned();
+    eprintln!("skipped: {test}: {reason}");
+    if let Some(path) = std::env::var_os(SKIP_LOG_VARIABLE) {
+        use std::io::Write;
+        let record = format!("{test}\t{reason}\n");
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(record.as_bytes()));
+        if let Err(err) = written {
+            panic!("could not record the skip of {test} in {path:?}: {err}");
+        }
+    }
+}
+
+/// Whether the end-to-end tests run here; records the skip when not.
+fn enabled() -> bool {
+    if std::env::var("IMAGESTREAM_E2E").as_deref() == Ok("1") {
+        return true;
+    }
+    skip(
+        "needs a real node (root, `make provision-node`); run with IMAGESTREAM_E2E=1 (`make e2e`)",
+    );
+    false
+}
+
+fn step(text: &str) {
+    eprintln!("\n==> {text}");
+}
+
+/// Runs kubectl against the environment; its stdout, or an error with its stderr.
+fn kubectl(env: &TestEnv, args: &[&str]) -> Result<String> {
+    kubectl_with_input(env, args, None)
+}
+
+fn kubectl_with_input(env: &TestEnv, args: &[&str], input: Option<&str>) -> Result<String> {
+    use std::io::Write;
+    let mut command = env.kubectl();
+    command
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn()?;
+    if let Some(input) = input {
+        child
+            .stdin
+            .take()
+            .ok_or("kubectl has no stdin")?
+            .write_all(input.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// `kubectl apply -f -` of one object.
+fn apply(env: &TestEnv, object: &serde_json::Value) -> Result<String> {
+    kubectl_with_input(env, &["apply", "-f", "-"], Some(&object.to_string()))
+}
+
+/// Polls `check` every 250 ms until it gives `Some`; an error naming `what` and the last state
+/// after `timeout`.
+async fn wait<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<Option<T>, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(state) => last = state,
+        }
+        if Instant::now() > deadline {
+            return Err(
+                format!("timed out after {timeout:?} waiting for {what}; last: {last}").into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The release build of the operator: `IMAGESTREAM_E2E_OPERATOR_BIN` when set (`make e2e` builds
+/// it first), else built now if stale and found from cargo's own report.
+fn build_operator() -> Result<PathBuf> {
+    if let Some(binary) = std::env::var_os("IMAGESTREAM_E2E_OPERATOR_BIN") {
+        return Ok(PathBuf::from(binary));
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    // Without the variables cargo sets for this test (CARGO_PKG_*, CARGO_MANIFEST_DIR, ...):
+    // build scripts that watch them would rebuild, and `make e2e`'s own build would redo it.
+    let kept = [
+        "CARGO_HOME",
+        "CARGO_TARGET_DIR",
+        "CARGO_INCREMENTAL",
+        "CARGO_BUILD_",
+        "CARGO_PROFILE_",
+        "CARGO_NET_",
+        "CARGO_REGISTR",
+        "CARGO_TERM_",
+        "CARGO_HTTP_",
+    ];
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        let set_by_cargo = (name == "CARGO" || name.starts_with("CARGO_"))
+            && !kept.iter().any(|k| name.starts_with(k));
+        if set_by_cargo || name == "OUT_DIR" {
+            command.env_remove(&name);
+        }
+    }
+    let out = command
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "imagestream-operator",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        return Err("cargo build --release --bin imagestream-operator failed".into());
+    }
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if message["reason"] == "compiler-artifact"
+            && message["target"]["name"] == "imagestream-operator"
+            && let Some(executable) = message["executable"].as_str()
+        {
+            return Ok(PathBuf::from(executable));
+        }
+    }
+    Err("cargo did not report the imagestream-operator executable".into())
+}
+
+/// `to` relative to the directory `from` (both absolute): kustomize in kubectl 1.20 loads bases
+/// only by relative paths.
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<Component> = from.components().collect();
+    let to: Vec<Component> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut path = PathBuf::new();
+    for _ in common..from.len() {
+        path.push("..");
+    }
+    for part in &to[common..] {
+        path.push(part.as_os_str());
+    }
+    path
+}
+
+/// Writes an overlay of `deploy/` that only points the image at `name@digest`.
+fn write_overlay(dir: &Path, name: &str, digest: &str) -> Result<()> {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .canonicalize()?;
+    let base = relative_path(&dir.canonicalize()?, &deploy);
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
+             bases:\n- {base}\n\
+             images:\n- name: imagestream-operator\n  newName: {name}\n  digest: {digest}\n",
+            base = base.display()
+        ),
+    )?;
+    Ok(())
+}
+
+fn pod_name(pod: &Pod) -> String {
+    pod.metadata.name.clone().unwrap_or_default()
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn image_id(pod: &Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .map(|c| c.image_id.clone())
+        .unwrap_or_default()
+}
+
+/// Restarts and OOM kills of the operator's containers: `Err` names them.
+fn check_operator_pods(pods: &[Pod]) -> std::result::Result<(), String> {
+    let mut problems = Vec::new();
+    for pod in pods {
+        let statuses = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.clone())
+            .unwrap_or_default();
+        for status in statuses {
+            if status.restart_count != 0 {
+                problems.push(format!(
+                    "{}: restartCount {} (last state {:?})",
+                    pod_name(pod),
+                    status.restart_count,
+                    status.last_state
+                ));
+            }
+            let terminated = [status.state.as_ref(), status.last_state.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.terminated.as_ref())
+                .any(|t| t.reason.as_deref() == Some("OOMKilled"));
+            if terminated {
+                problems.push(format!("{}: OOMKilled", pod_name(pod)));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// What the flow measured, printed at the end.
+#[derive(Default)]
+struct Timings(Vec<(String, Duration)>);
+
+impl Timings {
+    fn record(&mut self, what: &str, took: Duration) {
+        eprintln!("    {what}: {took:.2?}");
+        self.0.push((what.to_owned(), took));
+    }
+}
+
+/// The state of the operator: its pods, the Lease holder, the leader-labelled pods.
+async fn leader(env: &TestEnv) -> std::result::Result<Option<String>, String> {
+    let client = env.client().await;
+    let lease = Api::<Lease>::namespaced(client.clone(), OPERATOR_NAMESPACE)
+        .get_opt(LEASE)
+        .await
+        .map_err(|e| e.to_string())?;
+    let holder = lease
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+        .unwrap_or_default();
+    let pods = Api::<Pod>::namespaced(client, OPERATOR_NAMESPACE);
+    let labelled: Vec<String> = pods
+        .list(&ListParams::default().labels(LEADER_LABEL))
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(pod_name)
+        .collect();
+    let ready: Vec<String> = pods
+        .list(&ListParams::default().labels(OPERATOR_SELECTOR))
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .iter()
+        .filter(|p| is_ready(p))
+        .map(pod_name)
+        .collect();
+    if !holder.is_empty() && ready.contains(&holder) && labelled == [holder.clone()] {
+        Ok(Some(holder))
+    } else {
+        Err(format!(
+            "Lease holder {holder:?}, leader-labelled pods {labelled:?}, Ready pods {ready:?}"
+        ))
+    }
+}
+
+/// Waits until both replicas of the operator are Ready (and no third pod is left).
+async fn operator_ready(env: &TestEnv) -> Result<Vec<Pod>> {
+    let pods: Api<Pod> = Api::namespaced(env.client().await, OPERATOR_NAMESPACE);
+    wait(
+        "2/2 operator replicas Ready",
+        Duration::from_secs(180),
+        || {
+            let pods = pods.clone();
+            async move {
+                let list = pods
+                    .list(&ListParams::default().labels(OPERATOR_SELECTOR))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .items;
+                let ready = list.iter().filter(|p| is_ready(p)).count();
+                // A restart fails at once: it will not heal by waiting.
+                if let Err(problem) = check_operator_pods(&list) {
+                    return Ok(Some(Err(problem)));
+                }
+                if ready == 2 && list.len() == 2 {
+                    Ok(Some(Ok(list)))
+                } else {
+                    let states: Vec<String> = list
+                        .iter()
+                        .map(|p| {
+                            format!(
+                                "{} {:?} ready={}",
+                                pod_name(p),
+                                p.status.as_ref().and_then(|s| s.phase.clone()),
+                                is_ready(p)
+                            )
+                        })
+                        .collect();
+                    Err(format!("{states:?}"))
+                }
+            }
+        },
+    )
+    .await?
+    .map_err(|problem| format!("an operator container restarted: {problem}").into())
+}
+
+/// Sends the push of `repository:tag` to the webhook Service as a registry would (the `generic`
+/// format), until a leader accepts it for at least one tracked tag.
+async fn notify_push(env: &TestEnv, repository: &str, tag: &str, digest: &str) -> Result<()> {
+    let ip = kubectl(
+        env,
+        &[
+            "get",
+            "service",
+            "-n",
+            OPERATOR_NAMESPACE,
+            "imagestream-operator-webhook",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+    )?;
+    let url = format!("http://{}:8443/notifications/generic", ip.trim());
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let body = json!({"repository": repository, "tag": tag, "digest": digest});
+    wait(
+        &format!("the webhook Service to accept the push ({url})"),
+        Duration::from_secs(60),
+        || {
+            let request = http.post(&url).bearer_auth(WEBHOOK_KEY).json(&body).send();
+            async move {
+                let answer = request.await.map_err(|e| e.to_string())?;
+                let status = answer.status();
+                let from = answer
+                    .remote_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                let text = answer.text().await.unwrap_or_default();
+                let accepted = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v["accepted"].as_u64())
+                    .unwrap_or(0);
+                if status.as_u16() == 202 && accepted > 0 {
+                    Ok(Some(()))
+                } else {
+                    Err(format!("{status} from {from}: {:?}", text.trim()))
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Waits until the demo Deployment's only pod runs `digest` and says `message`; returns its name.
+async fn rolled_out(env: &TestEnv, digest: &str, message: &str) -> Result<String> {
+    let pods: Api<Pod> = Api::namespaced(env.client().await, NAMESPACE);
+    let name = wait(
+        &format!("the demo pod to run {digest} alone"),
+        Duration::from_secs(120),
+        || {
+            let pods = pods.clone();
+            async move {
+                let list = pods
+                    .list(&ListParams::default().labels("app=demo"))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .items;
+                let states: Vec<String> = list
+                    .iter()
+                    .map(|p| format!("{} ready={} {}", pod_name(p), is_ready(p), image_id(p)))
+                    .collect();
+                match list.as_slice() {
+                    [pod] if is_ready(pod) && image_id(pod).ends_with(digest) => {
+                        Ok(Some(pod_name(pod)))
+                    }
+                    _ => Err(format!("{states:?}")),
+                }
+            }
+        },
+    )
+    .await?;
+    let logs = wait(
+        &format!("`{message}` in the log of {name}"),
+        Duration::from_secs(30),
+        || {
+            let logs = kubectl(env, &["logs", "-n", NAMESPACE, &name]);
+            async move {
+                let logs = logs.map_err(|e| e.to_string())?;
+                if logs.contains(message) {
+                    Ok(Some(logs))
+                } else {
+                    Err(format!("{logs:?}"))
+                }
+            }
+        },
+    )
+    .await?;
+    eprintln!("    kubectl logs {name}: {}", logs.trim());
+    Ok(name)
+}
+
+/// Prints what helps to understand a failure.
+fn diagnostics(env: &TestEnv, node: &Node) {
+    for args in [
+        &["get", "pods", "-A", "-o", "wide", "--show-labels"][..],
+        &["get", "endpoints", "-n", OPERATOR_NAMESPACE, "-o", "wide"][..],
+        &["get", "deployments", "-A"][..],
+        &["get", "imagestreams", "-n", NAMESPACE, "-o", "yaml"][..],
+        &["get", "lease", "-n", OPERATOR_NAMESPACE, "-o", "yaml"][..],
+        &["get", "events", "-A", "--sort-by=.lastTimestamp"][..],
+        &[
+            "logs",
+            "-n",
+            OPERATOR_NAMESPACE,
+            "-l",
+            OPERATOR_SELECTOR,
+            "--tail=40",
+            "--prefix",
+        ][..],
+    ] {
+        eprintln!("\n--- kubectl {}", args.join(" "));
+        match kubectl(env, args) {
+            Ok(out) => eprintln!("{out}"),
+            Err(err) => eprintln!("{err}"),
+        }
+    }
+    // The log of each operator container that restarted, before its restart.
+    let restarted = kubectl(
+        env,
+        &[
+            "get",
+            "pods",
+            "-n",
+            OPERATOR_NAMESPACE,
+            "-o",
+            "jsonpath={range .items[?(@.status.containerStatuses[0].restartCount>0)]}{.metadata.name}{\"\\n\"}{end}",
+        ],
+    )
+    .unwrap_or_default();
+    for pod in restarted.lines().filter(|l| !l.trim().is_empty()) {
+        eprintln!("\n--- kubectl logs --previous -n {OPERATOR_NAMESPACE} {pod}");
+        match kubectl(
+            env,
+            &[
+                "logs",
+                "--previous",
+                "-n",
+                OPERATOR_NAMESPACE,
+                pod.trim(),
+                "--tail=40",
+            ],
+        ) {
+            Ok(out) => eprintln!("{out}"),
+            Err(err) => eprintln!("{err}"),
+        }
+    }
+    eprintln!("node logs in {}", node.dir().display());
+}
+
+/// What the node changed on the machine and did not undo.
+fn host_leftovers(bridge: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for binary in ["iptables", "ip6tables"] {
+        for table in ["filter", "nat", "mangle"] {
+            let out = Command::new(binary)
+                .args(["-t", table, "-S"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            left.extend(
+                out.lines()
+                    .filter(|l| l.contains("KUBE-") || l.contains("CNI-"))
+                    .map(|l| format!("{binary} -t {table}: {l}")),
+            );
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    left.extend(
+        mounts
+            .lines()
+            .filter(|l| {
+                [
+                    "/var/lib/kubelet",
+                    "/run/containerd",
+                    "/run/netns",
+                    "imagestream-operator-testenv",
+                ]
+                .iter()
+                .any(|p| l.contains(p))
+            })
+            .map(|l| format!("mount: {l}")),
+    );
+    for dir in [
+        "/var/lib/kubelet",
+        "/var/lib/cni",
+        "/var/log/pods",
+        "/run/containerd",
+    ] {
+        if Path::new(dir).exists() {
+            left.push(format!("directory {dir}"));
+        }
+    }
+    if Path::new("/sys/class/net").join(bridge).exists() {
+        left.push(format!("bridge {bridge}"));
+    }
+    left
+}
+
+async fn exercise(env: &TestEnv, node: &Node, binary: &Path, timings: &mut Timings) -> Result<()> {
+    let registry = node.registry_host().to_owned();
+
+    step("operator image: hack/oci_image.py operator, pushed to the node registry");
+    let since = Instant::now();
+    let operator_repository = format!("{registry}/imagestream-operator");
+    let operator_digest =
+        node.push_operator_image(binary, &format!("{operator_repository}:e2e"))?;
+    timings.record("operator image built and pushed", since.elapsed());
+    eprintln!("    {operator_repository}@{operator_digest}");
+
+    step("kubectl apply -k <overlay of deploy/ with the image>");
+    let overlay = tempfile::tempdir()?;
+    write_overlay(overlay.path(), &operator_repository, &operator_digest)?;
+    let since = Instant::now();
+    let out = kubectl(env, &["apply", "-k", &overlay.path().to_string_lossy()])?;
+    eprint!("{out}");
+    // The push-notification receiver's Secret (README, "Push notifications"): the generic format.
+    kubectl(
+        env,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "-n",
+            OPERATOR_NAMESPACE,
+            "imagestream-operator-webhook",
+            &format!("--from-literal=generic={WEBHOOK_KEY}"),
+        ],
+    )?;
+    let pods = operator_ready(env).await?;
+    timings.record("apply -k to 2/2 Ready", since.elapsed());
+    for pod in &pods {
+        let spec = pod.spec.as_ref().ok_or("a pod without spec")?;
+        let container = spec.containers.first().ok_or("a pod without containers")?;
+        let image = container.image.clone().unwrap_or_default();
+        if image != format!("{operator_repository}@{operator_digest}") {
+            return Err(format!("{} runs {image}, not the built image", pod_name(pod)).into());
+        }
+        let limits = container
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get("memory"))
+            .map(|q| q.0.clone());
+        let read_only = container
+            .security_context
+            .as_ref()
+            .and_then(|s| s.read_only_root_filesystem);
+        let non_root = spec
+            .security_context
+            .as_ref()
+            .and_then(|s| s.run_as_non_root);
+        if limits.as_deref() != Some("256Mi") || read_only != Some(true) || non_root != Some(true) {
+            return Err(format!(
+                "{} lacks deploy/'s limits or security context: memory limit {limits:?}, \
+                 readOnlyRootFilesystem {read_only:?}, runAsNonRoot {non_root:?}",
+                pod_name(pod)
+            )
+            .into());
+        }
+    }
+    let since = Instant::now();
+    let first_leader = wait("one Lease holder", Duration::from_secs(60), || leader(env)).await?;
+    timings.record("2/2 Ready to one Lease holder", since.elapsed());
+    eprintln!("    leader {first_leader}");
+
+    step("a triggered Deployment tracking demo:v1 of an ImageStream");
+    let source = format!("{registry}/e2e/demo");
+    let v1 = node.push_test_image("demo v1", &format!("{source}:v1"))?;
+    kubectl(env, &["create", "namespace", NAMESPACE])?;
+    apply(
+        env,
+        &json!({
+            "apiVersion": "image.openshift.io/v1",
+            "kind": "ImageStream",
+            "metadata": {"name": "demo", "namespace": NAMESPACE},
+            "spec": {"tags": [{
+                "name": "v1",
+                "from": {"kind": "DockerImage", "name": format!("{source}:v1")},
+                // The node registry speaks plain HTTP.
+                "importPolicy": {"scheduled": true, "insecure": true},
+            }]}
+        }),
+    )?;
+    let since = Instant::now();
+    wait("the stream to import v1", Duration::from_secs(60), || {
+        let out = kubectl(
+            env,
+            &[
+                "get",
+                "imagestream",
+                "-n",
+                NAMESPACE,
+                "demo",
+                "-o",
+                "jsonpath={.status.tags[0].items[0].image}",
+            ],
+        );
+        let v1 = v1.clone();
+        async move {
+            let out = out.map_err(|e| e.to_string())?;
+            if out.trim() == v1 {
+                Ok(Some(()))
+            } else {
+                Err(out)
+            }
+        }
+    })
+    .await?;
+    timings.record("stream imported v1", since.elapsed());
+    // Paused until the trigger has set the image, so the first pod already runs v1.
+    apply(
+        env,
+        &json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "demo",
+                "namespace": NAMESPACE,
+                "annotations": {
+                    "image.openshift.io/triggers": json!([{
+                        "from": {"kind": "ImageStreamTag", "name": "demo:v1"},
+                        "fieldPath": "spec.template.spec.containers[?(@.name==\"demo\")].image"
+                    }]).to_string()
+                }
+            },
+            "spec": {
+                "paused": true,
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "demo"}},
+                "template": {
+                    "metadata": {"labels": {"app": "demo"}},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 1,
+                        "containers": [{"name": "demo", "image": format!("{source}:v1")}]
+                    }
+                }
+            }
+        }),
+    )?;
+    let deployments: Api<Deployment> = Api::namespaced(env.client().await, NAMESPACE);
+    let template_image = || {
+        let deployments = deployments.clone();
+        async move {
+            let deployment = deployments.get("demo").await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(
+                deployment
+                    .spec
+                    .and_then(|s| s.template.spec)
+                    .and_then(|s| s.containers.first().and_then(|c| c.image.clone()))
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    let since = Instant::now();
+    wait("the trigger to set v1", Duration::from_secs(60), || {
+        let image = template_image();
+        let want = format!("@{v1}");
+        async move {
+            let image = image.await?;
+            if image.ends_with(&want) {
+                Ok(Some(()))
+            } else {
+                Err(image)
+            }
+        }
+    })
+    .await?;
+    timings.record("trigger set v1 in the template", since.elapsed());
+    kubectl(
+        env,
+        &["rollout", "resume", "-n", NAMESPACE, "deployment/demo"],
+    )?;
+    let since = Instant::now();
+    let mut pod = rolled_out(env, &v1, "demo v1").await?;
+    timings.record("v1 pod Running", since.elapsed());
+
+    let mut leader_name = first_leader;
+    for (round, version) in ["v2", "v3"].into_iter().enumerate() {
+        if round == 1 {
+            step(&format!(
+                "the leader {leader_name} deleted: the standby takes the Lease"
+            ));
+            let before = Api::<Pod>::namespaced(env.client().await, OPERATOR_NAMESPACE)
+                .list(&ListParams::default().labels(OPERATOR_SELECTOR))
+                .await?
+                .items;
+            check_operator_pods(&before)?;
+            let old = leader_name.clone();
+            let since = Instant::now();
+            kubectl(
+                env,
+                &[
+                    "delete",
+                    "pod",
+                    "-n",
+                    OPERATOR_NAMESPACE,
+                    &old,
+                    "--wait=false",
+                ],
+            )?;
+            leader_name = wait("another Lease holder", Duration::from_secs(60), || {
+                let state = leader(env);
+                let old = old.clone();
+                async move {
+                    match state.await? {
+                        Some(holder) if holder != old => Ok(Some(holder)),
+                        other => Err(format!("holder {other:?}")),
+                    }
+                }
+            })
+            .await?;
+            timings.record("leader deleted to new Lease holder", since.elapsed());
+            eprintln!("    new leader {leader_name}");
+        }
+        let message = format!("demo {version}");
+        step(&format!("`{message}` pushed to demo:v1"));
+        let digest = node.push_test_image(&message, &format!("{source}:v1"))?;
+        let since = Instant::now();
+        notify_push(env, &source, "v1", &digest).await?;
+        timings.record(
+            &format!("{version}: push notification accepted"),
+            since.elapsed(),
+        );
+        let new_pod = rolled_out(env, &digest, &message).await?;
+        timings.record(
+            &format!("{version}: pushed to the new pod Running alone with its log"),
+            since.elapsed(),
+        );
+        if new_pod == pod {
+            return Err(format!("{pod} was not replaced").into());
+        }
+        pod = new_pod;
+    }
+
+    step("the operator pods: Ready, never restarted, never OOM-killed");
+    let pods = operator_ready(env).await?;
+    for pod in &pods {
+        eprintln!(
+            "    {} Ready, restarts 0, {}",
+            pod_name(pod),
+            if pod_name(pod) == leader_name {
+                "leader"
+            } else {
+                "standby"
+            }
+        );
+    }
+    eprint!(
+        "{}",
+        kubectl(env, &["get", "pods", "-A", "-o", "wide"]).unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// The whole flow on one node: install, two replicas and one leader, rollouts after pushes,
+/// failover, no restarts. Tears the node down at its end and checks nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_in_pods_rolls_out_pushes_and_fails_over() -> Result<()> {
+    if !enabled() {
+        return Ok(());
+    }
+    let start = Instant::now();
+    let mut timings = Timings::default();
+
+    step("cargo build --release --bin imagestream-operator");
+    let since = Instant::now();
+    let binary = build_operator()?;
+    timings.record("release build", since.elapsed());
+
+    step("starting the control plane and a node");
+    let options = NodeOptions::default();
+    let since = Instant::now();
+    let (env, mut node) = TestEnv::start_with_node(&[], &options).await?;
+    timings.record("node Ready", since.elapsed());
+
+    let result = exercise(&env, &node, &binary, &mut timings).await;
+    if let Err(err) = &result {
+        eprintln!("\nFAILED: {err}");
+        diagnostics(&env, &node);
+    }
+
+    step("tearing down");
+    let since = Instant::now();
+    let log = node.teardown().await;
+    timings.record("teardown", since.elapsed());
+    drop(env);
+    for problem in &log.problems {
+        eprintln!("    PROBLEM: {problem}");
+    }
+    let left = host_leftovers(&options.bridge);
+    for l in &left {
+        eprintln!("    left: {l}");
+    }
+    timings.record("total", start.elapsed());
+    result?;
+    if !log.problems.is_empty() || !left.is_empty() {
+        return Err("the teardown left something behind".into());
+    }
+    Ok(())
+}
