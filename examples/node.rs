@@ -223,54 +223,6 @@ async fn exercise(env: &TestEnv, node: &imagestream_testenv::Node) -> Result<()>
     Ok(())
 }
 
-fn host_leftovers(bridge: &str) -> Vec<String> {
-    let mut left = Vec::new();
-    for binary in ["iptables", "ip6tables"] {
-        for table in ["filter", "nat", "mangle"] {
-            let out = std::process::Command::new(binary)
-                .args(["-t", table, "-S"])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            left.extend(
-                out.lines()
-                    .filter(|l| l.contains("KUBE-") || l.contains("CNI-"))
-                    .map(|l| format!("{binary} -t {table}: {l}")),
-            );
-        }
-    }
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    left.extend(
-        mounts
-            .lines()
-            .filter(|l| {
-                [
-                    "/var/lib/kubelet",
-                    "/run/containerd",
-                    "/run/netns",
-                    "imagestream-operator-testenv",
-                ]
-                .iter()
-                .any(|p| l.contains(p))
-            })
-            .map(|l| format!("mount: {l}")),
-    );
-    for dir in [
-        "/var/lib/kubelet",
-        "/var/lib/cni",
-        "/var/log/pods",
-        "/run/containerd",
-    ] {
-        if std::path::Path::new(dir).exists() {
-            left.push(format!("directory {dir}"));
-        }
-    }
-    if std::path::Path::new("/sys/class/net").join(bridge).exists() {
-        left.push(format!("bridge {bridge}"));
-    }
-    left
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let options = NodeOptions::default();
@@ -307,7 +259,7 @@ async fn main() -> Result<()> {
         println!("  PROBLEM: {problem}");
     }
     drop(env);
-    let left = host_leftovers(&options.bridge);
+    let left = imagestream_testenv::node::host_leftovers(&options.bridge);
     if left.is_empty() {
         println!("nothing left on the machine (iptables, mounts, directories, bridge)");
     } else {

@@ -359,15 +359,6 @@ pub async fn run_controllers_reporting(
     Err(ended)
 }
 
-fn stream_key(guard: &DeserializeGuard<ImageStream>) -> String {
-    use kube::ResourceExt;
-    format!(
-        "{}/{}",
-        guard.namespace().unwrap_or_default(),
-        guard.name_any()
-    )
-}
-
 fn request(stream: StreamRef, reason: &str) -> ReconcileRequest<DeserializeGuard<ImageStream>> {
     ReconcileRequest {
         obj_ref: stream,
@@ -403,7 +394,7 @@ async fn counted_reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let started = std::time::Instant::now();
-    let stream = stream_key(&guard);
+    let stream = super::context::object_key(&*guard);
     let result = match catch_panic(reconcile(guard, ctx.clone())).await {
         Ok(result) => result,
         Err(message) => Err(ReconcileError::Panicked { stream, message }),

@@ -746,12 +746,7 @@ async fn counted_reconcile<K: TriggeredWorkload>(
     shared: Arc<Shared>,
 ) -> Result<Action, ReconcileError> {
     let started = std::time::Instant::now();
-    let workload = format!(
-        "{} {}/{}",
-        K::KIND,
-        guard.namespace().unwrap_or_default(),
-        guard.name_any()
-    );
+    let workload = format!("{} {}", K::KIND, super::context::object_key(&*guard));
     let result = match super::supervisor::catch_panic(reconcile::<K>(guard, shared.clone())).await {
         Ok(result) => result,
         Err(message) => Err(ReconcileError::Panicked { workload, message }),

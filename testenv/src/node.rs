@@ -1203,3 +1203,54 @@ impl TestEnv {
         Ok((env, node))
     }
 }
+
+/// What a node changed on the machine and did not undo: `KUBE-`/`CNI-` iptables rules, mounts
+/// under the node's directories, its fixed directories and its bridge. Empty after a clean
+/// teardown.
+pub fn host_leftovers(bridge: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for binary in ["iptables", "ip6tables"] {
+        for table in ["filter", "nat", "mangle"] {
+            let out = std::process::Command::new(binary)
+                .args(["-t", table, "-S"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            left.extend(
+                out.lines()
+                    .filter(|l| l.contains("KUBE-") || l.contains("CNI-"))
+                    .map(|l| format!("{binary} -t {table}: {l}")),
+            );
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    left.extend(
+        mounts
+            .lines()
+            .filter(|l| {
+                [
+                    "/var/lib/kubelet",
+                    "/run/containerd",
+                    "/run/netns",
+                    "imagestream-operator-testenv",
+                ]
+                .iter()
+                .any(|p| l.contains(p))
+            })
+            .map(|l| format!("mount: {l}")),
+    );
+    for dir in [
+        "/var/lib/kubelet",
+        "/var/lib/cni",
+        "/var/log/pods",
+        "/run/containerd",
+    ] {
+        if std::path::Path::new(dir).exists() {
+            left.push(format!("directory {dir}"));
+        }
+    }
+    if std::path::Path::new("/sys/class/net").join(bridge).exists() {
+        left.push(format!("bridge {bridge}"));
+    }
+    left
+}

@@ -537,55 +537,6 @@ fn diagnostics(env: &TestEnv, node: &Node) {
     eprintln!("node logs in {}", node.dir().display());
 }
 
-/// What the node changed on the machine and did not undo.
-fn host_leftovers(bridge: &str) -> Vec<String> {
-    let mut left = Vec::new();
-    for binary in ["iptables", "ip6tables"] {
-        for table in ["filter", "nat", "mangle"] {
-            let out = Command::new(binary)
-                .args(["-t", table, "-S"])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            left.extend(
-                out.lines()
-                    .filter(|l| l.contains("KUBE-") || l.contains("CNI-"))
-                    .map(|l| format!("{binary} -t {table}: {l}")),
-            );
-        }
-    }
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    left.extend(
-        mounts
-            .lines()
-            .filter(|l| {
-                [
-                    "/var/lib/kubelet",
-                    "/run/containerd",
-                    "/run/netns",
-                    "imagestream-operator-testenv",
-                ]
-                .iter()
-                .any(|p| l.contains(p))
-            })
-            .map(|l| format!("mount: {l}")),
-    );
-    for dir in [
-        "/var/lib/kubelet",
-        "/var/lib/cni",
-        "/var/log/pods",
-        "/run/containerd",
-    ] {
-        if Path::new(dir).exists() {
-            left.push(format!("directory {dir}"));
-        }
-    }
-    if Path::new("/sys/class/net").join(bridge).exists() {
-        left.push(format!("bridge {bridge}"));
-    }
-    left
-}
-
 async fn exercise(env: &TestEnv, node: &Node, binary: &Path, timings: &mut Timings) -> Result<()> {
     let registry = node.registry_host().to_owned();
 
@@ -877,7 +828,7 @@ async fn operator_in_pods_rolls_out_pushes_and_fails_over() -> Result<()> {
     for problem in &log.problems {
         eprintln!("    PROBLEM: {problem}");
     }
-    let left = host_leftovers(&options.bridge);
+    let left = imagestream_testenv::node::host_leftovers(&options.bridge);
     for l in &left {
         eprintln!("    left: {l}");
     }
