@@ -18,29 +18,33 @@ provision:
 ## provision-node: what a test node needs, on top of provision: containerd, runc, the CNI plugins,
 ## busybox-static, iptables and conntrack from Debian, and kubelet (with the fix of kubernetes#97288),
 ## kube-scheduler and kube-proxy v1.20.2 built like the API server into the same cache (once).
-## Starts nothing. Not part of `make test` yet.
+## Starts nothing.
 .PHONY: provision-node
 provision-node: provision
 	bash hack/provision-node.sh >/dev/null
 
-## test: provision, then formatting, lints and every test (unit and integration). Incremental
-## compilation is off unless CARGO_INCREMENTAL says otherwise: its cache would double target/.
+## test: provision (with the node's programs), then formatting, lints and every test: unit,
+## integration, and the end-to-end tests on a real node, which run the operator's release build as
+## pods (needs root). Incremental compilation is off unless CARGO_INCREMENTAL says otherwise: its
+## cache would double target/.
+OPERATOR_RELEASE_BIN = $$(realpath $${CARGO_TARGET_DIR:-target})/release/imagestream-operator
 test: export CARGO_INCREMENTAL ?= 0
-test: provision
+test: provision-node
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	bash hack/run-tests.sh
+	$(CARGO) build --release --bin imagestream-operator
+	IMAGESTREAM_E2E=1 IMAGESTREAM_E2E_OPERATOR_BIN=$(OPERATOR_RELEASE_BIN) bash hack/run-tests.sh
 
-## e2e: the end-to-end tests on a real node (needs root; provisions the node's programs first): the
-## operator's release build as an OCI image in the node registry, installed with `kubectl apply -k` on
-## an overlay of deploy/ that only sets the image; two replicas Ready with one Lease holder, a
-## triggered Deployment's pod replaced after each push (its log shows the new image), failover to the
-## standby, no restarts or OOM kills; the node is torn down and checked clean at the end. Without
-## IMAGESTREAM_E2E=1 (as in `make test`) the tests record a skip.
+## e2e: only the end-to-end tests on a real node (needs root): the operator's release build as an
+## OCI image in the node registry, installed with `kubectl apply -k` on an overlay of deploy/ that
+## only sets the image; two replicas Ready with one Lease holder, a triggered Deployment's pod
+## replaced after each push (its log shows the new image), failover to the standby, no restarts or
+## OOM kills; the node is torn down and checked clean at the end. A plain `cargo test` (without
+## IMAGESTREAM_E2E=1) records them as skipped.
 .PHONY: e2e
 e2e: provision-node
 	$(CARGO) build --release --bin imagestream-operator
-	IMAGESTREAM_E2E=1 IMAGESTREAM_E2E_OPERATOR_BIN=$$(realpath $${CARGO_TARGET_DIR:-target})/release/imagestream-operator \
+	IMAGESTREAM_E2E=1 IMAGESTREAM_E2E_OPERATOR_BIN=$(OPERATOR_RELEASE_BIN) \
 	  $(CARGO) test --test e2e -- --test-threads=1 --nocapture
 
 ## unit: the pure tests only (no control plane, no registry).
@@ -55,10 +59,12 @@ integration: provision
 crds:
 	$(CARGO) run --quiet -- crds --output-dir crds
 
-## demo: the end-to-end walk-through on a local control plane (push, import, trigger, rollout).
-demo: provision
-	$(CARGO) build --bin imagestream-operator
-	$(CARGO) run --quiet --example demo
+## demo: the walk-through on a local cluster with a real node (needs root): the operator installed
+## from deploy/ as pods, an image pushed, imported and rolled out, a new push to the same tag, the
+## demo pods and their log lines before and after it. Undoes everything at the end (also on Ctrl-C).
+demo: provision-node
+	$(CARGO) build --release --bin imagestream-operator
+	IMAGESTREAM_DEMO_OPERATOR_BIN=$(OPERATOR_RELEASE_BIN) $(CARGO) run --quiet --example demo
 
 ## run: the operator against the current kubeconfig, or against a local control plane started for
 ## the occasion when there is none (kubeconfig in target/local-cluster/). Flags: make run ARGS="...".

@@ -12,6 +12,7 @@
 mod assets;
 mod control_plane;
 pub mod images;
+pub mod install;
 pub mod node;
 mod process;
 mod registry;
@@ -32,6 +33,7 @@ use tokio::sync::OnceCell;
 
 pub use assets::{Assets, provision_cache_bin_dir};
 pub use control_plane::{ADMIN_USER, ControlPlane, ControlPlaneOptions};
+pub use install::OperatorInstall;
 pub use node::{NODE_CONTROLLERS, Node, NodeOptions, Teardown};
 pub use process::{ManagedProcess, clock_ticks_per_second, send_sigterm};
 pub use registry::{

@@ -12,10 +12,11 @@
 //!    context and limits.
 //!
 //! The node needs root and `make provision-node`, and changes machine-wide state (a bridge,
-//! iptables chains), so these tests run only with `IMAGESTREAM_E2E=1` (`make e2e`); otherwise each
-//! records a skip. Everything runs in one test, which tears the node down at its end.
+//! iptables chains), so these tests run only with `IMAGESTREAM_E2E=1`, which `make test` and
+//! `make e2e` set; a plain `cargo test` records a skip. Everything runs in one test, which tears
+//! the node down at its end and checks that nothing is left on the machine.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -68,7 +69,7 @@ fn enabled() -> bool {
         return true;
     }
     skip(
-        "needs a real node (root, `make provision-node`); run with IMAGESTREAM_E2E=1 (`make e2e`)",
+        "needs a real node (root, `make provision-node`); runs with IMAGESTREAM_E2E=1 (`make test`, `make e2e`)",
     );
     false
 }
@@ -198,40 +199,6 @@ fn build_operator() -> Result<PathBuf> {
         }
     }
     Err("cargo did not report the imagestream-operator executable".into())
-}
-
-/// `to` relative to the directory `from` (both absolute): kustomize in kubectl 1.20 loads bases
-/// only by relative paths.
-fn relative_path(from: &Path, to: &Path) -> PathBuf {
-    let from: Vec<Component> = from.components().collect();
-    let to: Vec<Component> = to.components().collect();
-    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
-    let mut path = PathBuf::new();
-    for _ in common..from.len() {
-        path.push("..");
-    }
-    for part in &to[common..] {
-        path.push(part.as_os_str());
-    }
-    path
-}
-
-/// Writes an overlay of `deploy/` that only points the image at `name@digest`.
-fn write_overlay(dir: &Path, name: &str, digest: &str) -> Result<()> {
-    let deploy = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("deploy")
-        .canonicalize()?;
-    let base = relative_path(&dir.canonicalize()?, &deploy);
-    std::fs::write(
-        dir.join("kustomization.yaml"),
-        format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-             bases:\n- {base}\n\
-             images:\n- name: imagestream-operator\n  newName: {name}\n  digest: {digest}\n",
-            base = base.display()
-        ),
-    )?;
-    Ok(())
 }
 
 fn pod_name(pod: &Pod) -> String {
@@ -539,21 +506,15 @@ fn diagnostics(env: &TestEnv, node: &Node) {
 
 async fn exercise(env: &TestEnv, node: &Node, binary: &Path, timings: &mut Timings) -> Result<()> {
     let registry = node.registry_host().to_owned();
-
-    step("operator image: hack/oci_image.py operator, pushed to the node registry");
+    step(
+        "operator image (hack/oci_image.py operator) in the node registry; kubectl apply -k <overlay of deploy/ with the image>",
+    );
     let since = Instant::now();
-    let operator_repository = format!("{registry}/imagestream-operator");
-    let operator_digest =
-        node.push_operator_image(binary, &format!("{operator_repository}:e2e"))?;
-    timings.record("operator image built and pushed", since.elapsed());
-    eprintln!("    {operator_repository}@{operator_digest}");
-
-    step("kubectl apply -k <overlay of deploy/ with the image>");
-    let overlay = tempfile::tempdir()?;
-    write_overlay(overlay.path(), &operator_repository, &operator_digest)?;
+    let install = node.install_operator(env, binary, "e2e", &[])?;
+    timings.record("image built and pushed, deploy/ applied", since.elapsed());
+    eprintln!("    {}", install.image());
+    eprint!("{}", install.applied);
     let since = Instant::now();
-    let out = kubectl(env, &["apply", "-k", &overlay.path().to_string_lossy()])?;
-    eprint!("{out}");
     // The push-notification receiver's Secret (README, "Push notifications"): the generic format.
     kubectl(
         env,
@@ -573,7 +534,7 @@ async fn exercise(env: &TestEnv, node: &Node, binary: &Path, timings: &mut Timin
         let spec = pod.spec.as_ref().ok_or("a pod without spec")?;
         let container = spec.containers.first().ok_or("a pod without containers")?;
         let image = container.image.clone().unwrap_or_default();
-        if image != format!("{operator_repository}@{operator_digest}") {
+        if image != install.image() {
             return Err(format!("{} runs {image}, not the built image", pod_name(pod)).into());
         }
         let limits = container
