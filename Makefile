@@ -39,11 +39,13 @@ test: provision-node
 ## OCI image in the node registry, installed with `kubectl apply -k` on an overlay of deploy/ that
 ## only sets the image; two replicas Ready with one Lease holder, a triggered Deployment's pod
 ## replaced after each push (its log shows the new image), failover to the standby, no restarts or
-## OOM kills; the node is torn down and checked clean at the end. A plain `cargo test` (without
-## IMAGESTREAM_E2E=1) records them as skipped.
+## OOM kills; the node is torn down and checked clean at the end. And a run killed with its node
+## running (`cargo run --example node -- --abandon`) is cleaned up by the next node before it starts.
+## A plain `cargo test` (without IMAGESTREAM_E2E=1) records them as skipped.
 .PHONY: e2e
 e2e: provision-node
 	$(CARGO) build --release --bin imagestream-operator
+	$(CARGO) build --example node
 	IMAGESTREAM_E2E=1 IMAGESTREAM_E2E_OPERATOR_BIN=$(OPERATOR_RELEASE_BIN) \
 	  $(CARGO) test --test e2e -- --test-threads=1 --nocapture
 

@@ -180,7 +180,12 @@ async fn main() -> Result<()> {
         "Starting etcd, kube-apiserver, a registry and a node (containerd, kubelet, kube-proxy, \
          kube-scheduler, kube-controller-manager)",
     );
-    let (env, mut node) = TestEnv::start_with_node(&[], &NodeOptions::default()).await?;
+    // Ctrl-C while starting drops the start (a half-started node tears itself down when dropped).
+    let options = NodeOptions::default();
+    let (env, mut node) = tokio::select! {
+        started = TestEnv::start_with_node(&[], &options) => started?,
+        _ = tokio::signal::ctrl_c() => return Err("interrupted while starting".into()),
+    };
     let result = tokio::select! {
         result = walk_through(&env, &node, &binary) => result,
         _ = tokio::signal::ctrl_c() => Err("interrupted".into()),

@@ -5,6 +5,10 @@
 //! the `kubernetes` Service with its service-account token, then tears everything down and checks
 //! that nothing is left on the machine (no `KUBE-*`/`CNI-*` iptables chains, no mounts, no bridge).
 //! Needs root and `hack/provision-node.sh`.
+//!
+//! `--abandon` stops short, the way a crash would: once the first pod runs, the process kills itself
+//! with SIGKILL, leaving containerd's shims, the pod, mounts, iptables chains, the bridge and the
+//! node's record behind for the next node to clean up (the end-to-end tests check that it does).
 
 use std::time::{Duration, Instant};
 
@@ -223,6 +227,34 @@ async fn exercise(env: &TestEnv, node: &imagestream_testenv::Node) -> Result<()>
     Ok(())
 }
 
+/// Runs a pod, then ends the process with SIGKILL: no teardown, no destructors.
+async fn abandon(env: &TestEnv, node: &imagestream_testenv::Node) -> Result<()> {
+    let image = format!("{}/demo/hello:v1", node.registry_host());
+    node.push_test_image("demo v1", &image)?;
+    run_pod(
+        env,
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "hello"},
+            "spec": {"containers": [{"name": "hello", "image": image}]}
+        }),
+    )
+    .await?;
+    println!(
+        "abandoning the node: SIGKILL to process {}",
+        std::process::id()
+    );
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    std::process::Command::new("kill")
+        .args(["-KILL", &std::process::id().to_string()])
+        .status()?;
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let options = NodeOptions::default();
@@ -239,6 +271,9 @@ async fn main() -> Result<()> {
         println!("  {what}: {took:.2?}");
     }
     println!("logs in {}", node.dir().display());
+    if std::env::args().any(|a| a == "--abandon") {
+        return abandon(&env, &node).await;
+    }
 
     let result = tokio::select! {
         result = exercise(&env, &node) => result,

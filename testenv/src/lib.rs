@@ -11,6 +11,7 @@
 
 mod assets;
 mod control_plane;
+mod host;
 pub mod images;
 pub mod install;
 pub mod node;

@@ -17,8 +17,13 @@
 //! - the `k8s.io` cgroups runc creates under each cgroup v1 controller (containerd's default parent
 //!   when kubelet runs with `--cgroups-per-qos=false`), removed when they did not exist before.
 //!
-//! One node per machine at a time: the bridge, `/var/log/pods` and the iptables chains are
-//! machine-wide. Needs root (it creates a bridge and runs kubelet).
+//! The machine's state is recorded before the node changes anything, and kept on file while it runs
+//! (see `host.rs`): a run killed before its teardown is cleaned up by the next node before it starts
+//! ([`Node::reclaimed`] tells what was restored).
+//!
+//! One node per machine at a time (a lock; a second node waits for the first's teardown): the
+//! bridge, `/var/log/pods` and the iptables chains are machine-wide. Needs root (it creates a bridge
+//! and runs kubelet).
 //!
 //! Everything else (containerd's root, state and socket, kubelet's root directory, the CNI
 //! configuration and IP allocations) lives in the environment's scratch directory.
@@ -34,6 +39,7 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 
 use super::control_plane::{ControlPlane, ControlPlaneOptions};
+use super::host::{HostRecord, MachineLock, io_error, other_error, run};
 use super::process::ManagedProcess;
 use super::{
     Assets, Registry, RegistryOptions, TestEnv, TestEnvError, client_from_kubeconfig,
@@ -43,53 +49,14 @@ use super::{
 /// How long the node may take to become Ready.
 const NODE_READY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a node waits for another node of the machine to be torn down before it gives up.
+const NODE_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// The controllers kube-controller-manager runs for a node: workloads, `nodelifecycle` (removes the
 /// `node.kubernetes.io/not-ready` taint once the node is Ready), `endpoint`/`endpointslice` (Services),
 /// `serviceaccount`/`serviceaccount-token` (the `default` ServiceAccount of each namespace and its
 /// token Secret, which the ServiceAccount admission plugin mounts into pods), `namespace` and `podgc`.
 pub const NODE_CONTROLLERS: &str = "deployment,replicaset,statefulset,daemonset,job,cronjob,garbagecollector,nodelifecycle,endpoint,endpointslice,serviceaccount,serviceaccount-token,namespace,podgc";
-
-/// Sysctls kubelet (`vm.*`, `kernel.*`), kube-proxy (`route_localnet`, conntrack) and the bridge
-/// plugin (`ip_forward`) may set; written back on teardown.
-const SYSCTLS: &[&str] = &[
-    "net/ipv4/ip_forward",
-    "net/ipv4/conf/all/forwarding",
-    "net/ipv4/conf/all/route_localnet",
-    "net/bridge/bridge-nf-call-iptables",
-    "net/bridge/bridge-nf-call-ip6tables",
-    "net/netfilter/nf_conntrack_max",
-    "net/netfilter/nf_conntrack_tcp_timeout_established",
-    "net/netfilter/nf_conntrack_tcp_timeout_close_wait",
-    "vm/overcommit_memory",
-    "vm/panic_on_oom",
-    "kernel/panic",
-    "kernel/panic_on_oops",
-    "kernel/keys/root_maxkeys",
-    "kernel/keys/root_maxbytes",
-];
-
-/// Fixed paths kubelet, containerd and CNI use whatever their root directories are; removed on
-/// teardown when they did not exist before the node started.
-const FIXED_DIRS: &[&str] = &[
-    "/var/lib/kubelet",
-    "/var/lib/cni",
-    "/var/log/pods",
-    "/var/log/containers",
-    "/run/containerd",
-    "/var/run/netns",
-    "/etc/cni",
-    "/opt/cni",
-    "/opt/containerd",
-    "/usr/libexec/kubernetes",
-];
-
-/// Where mounts of a node may be left; everything mounted under them is unmounted on teardown.
-const MOUNT_ROOTS: &[&str] = &[
-    "/var/lib/kubelet",
-    "/run/containerd",
-    "/var/run/netns",
-    "/run/netns",
-];
 
 /// How the node is set up.
 #[derive(Debug, Clone)]
@@ -127,25 +94,12 @@ impl NodeOptions {
 }
 
 /// What [`Node::teardown`] did, and what it could not undo.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Teardown {
     /// Each step that changed something, for logs.
     pub done: Vec<String>,
     /// What could not be undone; empty when the machine is as before.
     pub problems: Vec<String>,
-}
-
-/// What the machine looked like before the node started, to put it back.
-#[derive(Debug, Default)]
-struct HostSnapshot {
-    sysctls: Vec<(String, String)>,
-    missing_dirs: Vec<PathBuf>,
-    /// `(binary, table, chain)` of the `KUBE-*`/`CNI-*` chains that existed before.
-    chains: Vec<(String, String, String)>,
-    bridge_created: bool,
-    /// Whether `/sys/fs/cgroup/<controller>/k8s.io` (containerd's cgroup parent for pods when
-    /// kubelet runs with `--cgroups-per-qos=false`) existed before, per controller directory.
-    missing_cgroups: Vec<PathBuf>,
 }
 
 /// A running node (see the module documentation). Stops and undoes everything on
@@ -155,7 +109,12 @@ pub struct Node {
     dir: PathBuf,
     kubeconfig: PathBuf,
     assets: NodeAssets,
-    snapshot: HostSnapshot,
+    /// The machine's state before the node started, also on file while the node runs.
+    record: HostRecord,
+    /// Held until the teardown has restored the machine.
+    lock: Option<MachineLock>,
+    /// What was restored of a run that ended without its teardown, before this node started.
+    reclaimed: Option<Teardown>,
     containerd_socket: PathBuf,
     registry: Option<ManagedProcess>,
     registry_host: String,
@@ -212,34 +171,6 @@ impl NodeAssets {
     }
 }
 
-fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestEnvError {
-    let what = what.into();
-    move |source| TestEnvError::Io { what, source }
-}
-
-fn other_error(what: impl Into<String>, message: impl Into<String>) -> TestEnvError {
-    TestEnvError::Io {
-        what: what.into(),
-        source: std::io::Error::other(message.into()),
-    }
-}
-
-/// Runs a command to completion; its stdout, or an error with its stderr.
-fn run(program: &str, args: &[&str]) -> Result<String, TestEnvError> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(io_error(format!("run {program}")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(other_error(
-            format!("run {program} {}", args.join(" ")),
-            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        ))
-    }
-}
-
 /// A free TCP port on `ip`.
 fn free_port_on(ip: Ipv4Addr) -> Result<u16, TestEnvError> {
     TcpListener::bind((ip, 0))
@@ -254,43 +185,6 @@ fn spawn(name: &str, command: Command, log: &Path) -> Result<ManagedProcess, Tes
         .map_err(|source| TestEnvError::Spawn { program, source })
 }
 
-const IPTABLES: &[&str] = &["iptables", "ip6tables"];
-const TABLES: &[&str] = &["filter", "nat", "mangle"];
-
-fn is_node_chain(chain: &str) -> bool {
-    chain.starts_with("KUBE-") || chain.starts_with("CNI-")
-}
-
-/// The `KUBE-*`/`CNI-*` chains of every table, as `(binary, table, chain)`.
-fn node_chains() -> Vec<(String, String, String)> {
-    let mut chains = Vec::new();
-    for binary in IPTABLES {
-        for table in TABLES {
-            let Ok(rules) = run(binary, &["-t", table, "-S"]) else {
-                continue;
-            };
-            for line in rules.lines() {
-                if let Some(chain) = line.strip_prefix("-N ")
-                    && is_node_chain(chain)
-                {
-                    chains.push((binary.to_string(), table.to_string(), chain.to_owned()));
-                }
-            }
-        }
-    }
-    chains
-}
-
-/// The mount points under `roots`, in mount order.
-fn mounts_under(roots: &[PathBuf]) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|field| PathBuf::from(field.replace("\\040", " ")))
-        .filter(|path| roots.iter().any(|root| path.starts_with(root)))
-        .collect()
-}
-
 impl Node {
     /// Records the machine's state and creates the bridge, before the control plane starts (the
     /// API server binds to the bridge address).
@@ -300,33 +194,46 @@ impl Node {
         assets: NodeAssets,
         kubeconfig: &Path,
     ) -> Result<Self, TestEnvError> {
-        let mut snapshot = HostSnapshot::default();
-        for name in SYSCTLS {
-            if let Ok(value) = std::fs::read_to_string(Path::new("/proc/sys").join(name)) {
-                snapshot
-                    .sysctls
-                    .push((name.to_string(), value.trim().to_owned()));
-            }
+        let lock = MachineLock::acquire(NODE_LOCK_TIMEOUT)?;
+        let reclaimed = lock.leftover().map(|record| {
+            let log = lock.reclaim(&record);
+            eprintln!(
+                "testenv: process {} ended without tearing its node down; restored the machine: {}",
+                record.pid,
+                log.done.join("; ")
+            );
+            log
+        });
+        if let Some(problems) = reclaimed.as_ref().map(|log| &log.problems)
+            && !problems.is_empty()
+        {
+            return Err(other_error(
+                "restore the machine after an earlier run that ended without its teardown",
+                problems.join("; "),
+            ));
         }
-        snapshot.missing_dirs = FIXED_DIRS
-            .iter()
-            .map(PathBuf::from)
-            .filter(|dir| !dir.exists())
-            .collect();
-        snapshot.chains = node_chains();
-        snapshot.missing_cgroups = pod_cgroup_parents()
-            .into_iter()
-            .filter(|dir| !dir.exists())
-            .collect();
-        let dir = dir.join("node");
+        let bridge = options.bridge.as_str();
+        if Path::new("/sys/class/net").join(bridge).exists() {
+            return Err(other_error(
+                format!("create bridge {bridge}"),
+                "it exists already and no earlier run recorded it (`ip link delete` it if it is a leftover)",
+            ));
+        }
+        let scratch = dir;
+        let dir = scratch.join("node");
         std::fs::create_dir_all(&dir).map_err(io_error("create the node directory"))?;
-        let mut node = Self {
+        let containerd_socket = dir.join("containerd.sock");
+        let record = HostRecord::capture(scratch, &dir, &containerd_socket, bridge);
+        lock.write(&record)?;
+        let node = Self {
             options: options.clone(),
-            containerd_socket: dir.join("containerd.sock"),
+            containerd_socket,
             dir,
             kubeconfig: kubeconfig.to_owned(),
             assets,
-            snapshot,
+            record,
+            lock: Some(lock),
+            reclaimed,
             registry: None,
             registry_host: String::new(),
             sandbox_image: String::new(),
@@ -334,19 +241,17 @@ impl Node {
             torn_down: false,
             timings: Vec::new(),
         };
-        let bridge = options.bridge.as_str();
-        if Path::new("/sys/class/net").join(bridge).exists() {
-            return Err(other_error(
-                format!("create bridge {bridge}"),
-                "it exists already (left by an earlier run? `ip link delete` it)",
-            ));
-        }
         run("ip", &["link", "add", bridge, "type", "bridge"])?;
-        node.snapshot.bridge_created = true;
         let address = format!("{}/{}", options.gateway, options.prefix_len);
         run("ip", &["addr", "add", &address, "dev", bridge])?;
         run("ip", &["link", "set", bridge, "up"])?;
         Ok(node)
+    }
+
+    /// What was restored, before this node started, of an earlier run that ended without its
+    /// teardown (killed): `None` when the machine was clean.
+    pub fn reclaimed(&self) -> Option<&Teardown> {
+        self.reclaimed.as_ref()
     }
 
     fn timed(&mut self, what: &str, since: Instant) {
@@ -839,53 +744,13 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
         if let Some(mut registry) = self.registry.take() {
             registry.kill();
         }
-        self.kill_leftover_shims(&mut log);
-        // 4. Mounts, iptables chains, sysctls, the bridge, directories.
-        self.unmount(&mut log);
-        self.remove_chains(&mut log);
-        for (name, value) in &self.snapshot.sysctls {
-            let path = Path::new("/proc/sys").join(name);
-            let now = std::fs::read_to_string(&path).unwrap_or_default();
-            if now.trim() != value {
-                match std::fs::write(&path, value) {
-                    Ok(()) => log
-                        .done
-                        .push(format!("sysctl {name}: {} -> {value}", now.trim())),
-                    Err(err) => log
-                        .problems
-                        .push(format!("restore sysctl {name}={value}: {err}")),
-                }
-            }
-        }
-        if self.snapshot.bridge_created {
-            match run("ip", &["link", "delete", &self.options.bridge]) {
-                Ok(_) => log
-                    .done
-                    .push(format!("deleted bridge {}", self.options.bridge)),
-                Err(err) => log.problems.push(err.to_string()),
-            }
-            self.snapshot.bridge_created = false;
-        }
-        for dir in &self.snapshot.missing_cgroups {
-            if !dir.exists() {
-                continue;
-            }
-            match remove_cgroup_tree(dir) {
-                Ok(()) => log.done.push(format!("removed cgroup {}", dir.display())),
-                Err(err) => log
-                    .problems
-                    .push(format!("remove cgroup {}: {err}", dir.display())),
-            }
-        }
-        for dir in &self.snapshot.missing_dirs {
-            if dir.exists() {
-                match std::fs::remove_dir_all(dir) {
-                    Ok(()) => log.done.push(format!("removed {}", dir.display())),
-                    Err(err) => log
-                        .problems
-                        .push(format!("remove {}: {err}", dir.display())),
-                }
-            }
+        // 4. Shims and processes left in the node's cgroups, mounts, iptables chains, sysctls,
+        //    the bridge, cgroups, directories; then the record goes and the lock is released.
+        self.record.restore(&mut log);
+        if let Some(lock) = self.lock.take()
+            && log.problems.is_empty()
+        {
+            lock.clear();
         }
         log
     }
@@ -955,163 +820,6 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
             "deleted {removed} containerd containers (with their tasks)"
         ));
     }
-
-    /// Shims of this containerd that outlived it (they are not its children): killed by pid.
-    fn kill_leftover_shims(&self, log: &mut Teardown) {
-        let socket = self.containerd_socket.to_string_lossy().into_owned();
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains("containerd-shim") && cmdline.contains(&socket) {
-                log.done
-                    .push(format!("killed leftover shim {pid}: {cmdline}"));
-                let _ = run("kill", &["-KILL", &pid.to_string()]);
-            }
-        }
-    }
-
-    fn unmount(&self, log: &mut Teardown) {
-        let mut roots: Vec<PathBuf> = MOUNT_ROOTS.iter().map(PathBuf::from).collect();
-        roots.push(self.dir.clone());
-        let before = mounts_under(&roots);
-        if !before.is_empty() {
-            log.done.push(format!("unmounting {before:?}"));
-        }
-        for attempt in 0..3 {
-            let mounts = mounts_under(&roots);
-            if mounts.is_empty() {
-                return;
-            }
-            for mount in mounts.iter().rev() {
-                let path = mount.to_string_lossy();
-                if run("umount", &[&path]).is_err() && attempt == 2 {
-                    let _ = run("umount", &["--lazy", &path]);
-                }
-            }
-        }
-        let left = mounts_under(&roots);
-        if !left.is_empty() {
-            log.problems.push(format!("mounts left: {left:?}"));
-        }
-    }
-
-    fn remove_chains(&self, log: &mut Teardown) {
-        let created: Vec<_> = node_chains()
-            .into_iter()
-            .filter(|c| !self.snapshot.chains.contains(c))
-            .collect();
-        for (binary, table, chain) in &created {
-            // Rules elsewhere that jump to the chain go first.
-            let rules = run(binary, &["-t", table, "-S"]).unwrap_or_default();
-            for rule in rules.lines() {
-                let Some(rest) = rule.strip_prefix("-A ") else {
-                    continue;
-                };
-                let owner = rest.split(' ').next().unwrap_or_default();
-                let jumps = rest.ends_with(&format!("-j {chain}"))
-                    || rest.contains(&format!("-j {chain} "))
-                    || rest.contains(&format!("-g {chain}"));
-                if jumps
-                    && !created
-                        .iter()
-                        .any(|c| c.1 == *table && c.2 == owner && c.0 == *binary)
-                {
-                    let args: Vec<String> = ["-t", table, "-D"]
-                        .iter()
-                        .map(|s| s.to_string())
-                        .chain(shell_words(rest))
-                        .collect();
-                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                    if let Err(err) = run(binary, &args) {
-                        log.problems.push(err.to_string());
-                    }
-                }
-            }
-        }
-        for (binary, table, chain) in &created {
-            let _ = run(binary, &["-t", table, "-F", chain]);
-        }
-        for (binary, table, chain) in &created {
-            if let Err(err) = run(binary, &["-t", table, "-X", chain]) {
-                log.problems.push(err.to_string());
-            }
-        }
-        if !created.is_empty() {
-            let names: Vec<String> = created
-                .iter()
-                .map(|(binary, table, chain)| format!("{binary}/{table}/{chain}"))
-                .collect();
-            log.done
-                .push(format!("removed iptables chains {}", names.join(" ")));
-        }
-    }
-}
-
-/// `/sys/fs/cgroup/<controller>/k8s.io` for every cgroup v1 controller (and the v2 or hybrid
-/// `unified` tree): where runc puts pod containers (containerd's default cgroup parent) when kubelet
-/// runs with `--cgroups-per-qos=false`.
-fn pod_cgroup_parents() -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
-        return Vec::new();
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path().join("k8s.io"))
-        .collect();
-    dirs.push(PathBuf::from("/sys/fs/cgroup/k8s.io"));
-    dirs
-}
-
-/// Removes an (empty of processes) cgroup directory and its children, deepest first.
-fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
-    if !dir.is_dir() {
-        return Ok(());
-    }
-    for entry in std::fs::read_dir(dir)?.flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_cgroup_tree(&entry.path())?;
-        }
-    }
-    std::fs::remove_dir(dir)
-}
-
-/// Splits an `iptables -S` rule into arguments (double-quoted words, as in comments, stay whole).
-fn shell_words(rule: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quoted = false;
-    let mut chars = rule.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => quoted = !quoted,
-            '\\' if quoted => {
-                if let Some(next) = chars.next() {
-                    word.push(next);
-                }
-            }
-            ' ' if !quoted => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            _ => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    words
 }
 
 impl Drop for Node {
@@ -1204,53 +912,4 @@ impl TestEnv {
     }
 }
 
-/// What a node changed on the machine and did not undo: `KUBE-`/`CNI-` iptables rules, mounts
-/// under the node's directories, its fixed directories and its bridge. Empty after a clean
-/// teardown.
-pub fn host_leftovers(bridge: &str) -> Vec<String> {
-    let mut left = Vec::new();
-    for binary in ["iptables", "ip6tables"] {
-        for table in ["filter", "nat", "mangle"] {
-            let out = std::process::Command::new(binary)
-                .args(["-t", table, "-S"])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            left.extend(
-                out.lines()
-                    .filter(|l| l.contains("KUBE-") || l.contains("CNI-"))
-                    .map(|l| format!("{binary} -t {table}: {l}")),
-            );
-        }
-    }
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    left.extend(
-        mounts
-            .lines()
-            .filter(|l| {
-                [
-                    "/var/lib/kubelet",
-                    "/run/containerd",
-                    "/run/netns",
-                    "imagestream-operator-testenv",
-                ]
-                .iter()
-                .any(|p| l.contains(p))
-            })
-            .map(|l| format!("mount: {l}")),
-    );
-    for dir in [
-        "/var/lib/kubelet",
-        "/var/lib/cni",
-        "/var/log/pods",
-        "/run/containerd",
-    ] {
-        if std::path::Path::new(dir).exists() {
-            left.push(format!("directory {dir}"));
-        }
-    }
-    if std::path::Path::new("/sys/class/net").join(bridge).exists() {
-        left.push(format!("bridge {bridge}"));
-    }
-    left
-}
+pub use super::host::host_leftovers;

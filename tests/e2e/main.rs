@@ -754,6 +754,9 @@ async fn exercise(env: &TestEnv, node: &Node, binary: &Path, timings: &mut Timin
     Ok(())
 }
 
+/// One node per machine: the tests of this binary take turns.
+static ONE_NODE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The whole flow on one node: install, two replicas and one leader, rollouts after pushes,
 /// failover, no restarts. Tears the node down at its end and checks nothing is left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -761,6 +764,7 @@ async fn operator_in_pods_rolls_out_pushes_and_fails_over() -> Result<()> {
     if !enabled() {
         return Ok(());
     }
+    let _turn = ONE_NODE_AT_A_TIME.lock().await;
     let start = Instant::now();
     let mut timings = Timings::default();
 
@@ -800,3 +804,133 @@ async fn operator_in_pods_rolls_out_pushes_and_fails_over() -> Result<()> {
     }
     Ok(())
 }
+
+/// The `node` example (`cargo run --example node`): `IMAGESTREAM_E2E_NODE_EXAMPLE`, else beside
+/// this test binary (`target/<profile>/examples/node`, which `cargo test --all-targets` and
+/// `make e2e` build).
+fn node_example() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("IMAGESTREAM_E2E_NODE_EXAMPLE") {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe()?;
+    let example = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join("examples/node"))
+        .ok_or("no directory above the test binary")?;
+    if example.is_file() {
+        Ok(example)
+    } else {
+        Err(format!(
+            "{} not found: build it with `cargo build --example node`",
+            example.display()
+        )
+        .into())
+    }
+}
+
+/// A run killed while its node runs (the `node` example with `--abandon` kills itself with SIGKILL
+/// once a pod runs) leaves its shim, the pod's processes, mounts, iptables chains, the bridge and its
+/// record behind; the next node restores the machine from that record before it starts, and after
+/// its own teardown nothing of either is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_before_its_teardown_is_cleaned_up_by_the_next() -> Result<()> {
+    use std::os::unix::process::ExitStatusExt;
+    if !enabled() {
+        return Ok(());
+    }
+    let _turn = ONE_NODE_AT_A_TIME.lock().await;
+    let options = NodeOptions::default();
+    let example = node_example()?;
+
+    step("the node example with --abandon: a node running a pod, then SIGKILL");
+    let out = Command::new(&example)
+        .arg("--abandon")
+        .stdin(Stdio::null())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.signal() != Some(SIGKILL) {
+        return Err(format!(
+            "the example was not killed by SIGKILL but ended with {}:\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let node_dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("logs in "))
+        .map(PathBuf::from)
+        .ok_or("the example did not say where its node lived")?;
+    let scratch = node_dir
+        .parent()
+        .ok_or("the node directory has no parent")?
+        .to_owned();
+    let left = imagestream_testenv::node::host_leftovers(&options.bridge);
+    for l in &left {
+        eprintln!("    left: {}", l.chars().take(160).collect::<String>());
+    }
+    for expected in [
+        format!("bridge {}", options.bridge),
+        "record ".to_owned(),
+        "containerd-shim".to_owned(),
+    ] {
+        if !left.iter().any(|l| l.contains(&expected)) {
+            return Err(format!("the killed run left no {expected:?}: {left:?}").into());
+        }
+    }
+    if !scratch.exists() {
+        return Err(format!("the killed run's {} is already gone", scratch.display()).into());
+    }
+
+    step("a new node: restores the machine from the record, then starts");
+    let (env, mut node) = TestEnv::start_with_node(&[], &options).await?;
+    let reclaimed = node
+        .reclaimed()
+        .cloned()
+        .ok_or("the new node found no record of the killed run")?;
+    for done in &reclaimed.done {
+        eprintln!(
+            "    reclaimed: {}",
+            done.chars().take(160).collect::<String>()
+        );
+    }
+    let did = |what: &str| reclaimed.done.iter().any(|d| d.contains(what));
+    let missing: Vec<&str> = [
+        "killed leftover shim",
+        "deleted bridge",
+        "removed iptables chains",
+        "unmounting",
+    ]
+    .into_iter()
+    .filter(|what| !did(what))
+    .collect();
+    let scratch_left = scratch.exists();
+    let ready = kubectl(&env, &["get", "nodes", "--no-headers"]);
+
+    step("tearing down the new node");
+    let log = node.teardown().await;
+    drop(env);
+    let left = imagestream_testenv::node::host_leftovers(&options.bridge);
+    if !missing.is_empty() {
+        return Err(format!("the reclaim did not do {missing:?}: {:?}", reclaimed.done).into());
+    }
+    if scratch_left {
+        return Err(format!("the killed run's {} was not removed", scratch.display()).into());
+    }
+    let ready = ready?;
+    if !ready.contains(" Ready ") {
+        return Err(format!("the new node is not Ready: {ready}").into());
+    }
+    if !log.problems.is_empty() || !left.is_empty() {
+        return Err(format!(
+            "the teardown left something behind: {:?} {left:?}",
+            log.problems
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// SIGKILL's number (9 on every Linux architecture).
+const SIGKILL: i32 = 9;
