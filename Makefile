@@ -24,16 +24,20 @@ provision-node: provision
 	bash hack/provision-node.sh >/dev/null
 
 ## test: provision (with the node's programs), then formatting, lints and every test: unit,
-## integration, and the end-to-end tests on a real node, which run the operator's release build as
-## pods (needs root). Incremental compilation is off unless CARGO_INCREMENTAL says otherwise: its
-## cache would double target/.
+## integration, and the end-to-end tests on a real node (needs root), which run the operator's
+## release build as pods, and the node example. Incremental compilation is off unless
+## CARGO_INCREMENTAL says otherwise: its cache would double target/.
 OPERATOR_RELEASE_BIN = $$(realpath $${CARGO_TARGET_DIR:-target})/release/imagestream-operator
+# The node example as a program (cargo test builds examples only as test harnesses).
+NODE_EXAMPLE_BIN = $$(realpath $${CARGO_TARGET_DIR:-target})/debug/examples/node
 test: export CARGO_INCREMENTAL ?= 0
 test: provision-node
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) build --release --bin imagestream-operator
-	IMAGESTREAM_E2E=1 IMAGESTREAM_E2E_OPERATOR_BIN=$(OPERATOR_RELEASE_BIN) bash hack/run-tests.sh
+	$(CARGO) build --example node
+	IMAGESTREAM_E2E=1 IMAGESTREAM_E2E_OPERATOR_BIN=$(OPERATOR_RELEASE_BIN) \
+	  IMAGESTREAM_E2E_NODE_EXAMPLE=$(NODE_EXAMPLE_BIN) bash hack/run-tests.sh
 
 ## e2e: only the end-to-end tests on a real node (needs root): the operator's release build as an
 ## OCI image in the node registry, installed with `kubectl apply -k` on an overlay of deploy/ that
@@ -47,6 +51,7 @@ e2e: provision-node
 	$(CARGO) build --release --bin imagestream-operator
 	$(CARGO) build --example node
 	IMAGESTREAM_E2E=1 IMAGESTREAM_E2E_OPERATOR_BIN=$(OPERATOR_RELEASE_BIN) \
+	  IMAGESTREAM_E2E_NODE_EXAMPLE=$(NODE_EXAMPLE_BIN) \
 	  $(CARGO) test --test e2e -- --test-threads=1 --nocapture
 
 ## unit: the pure tests only (no control plane, no registry).

@@ -18,6 +18,7 @@ use imagestream_operator::api::ImageStream;
 use imagestream_operator::api::image_stream::{
     ImageStreamSpec, TagImportPolicy, TagReference, TagSource,
 };
+use imagestream_testenv::pods::{first_image_id, is_ready};
 use imagestream_testenv::{Node, NodeOptions, TestEnv};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -83,25 +84,6 @@ fn print_history(stream: &ImageStream) {
     }
 }
 
-fn is_ready(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// The digest the pod's (first) container runs, as the kubelet reports it.
-fn running_image(pod: &Pod) -> String {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|c| c.first())
-        .map(|c| c.image_id.clone())
-        .unwrap_or_default()
-}
-
 /// Waits until the pods selected by `labels` in `namespace` are `count` Ready ones, all running an
 /// image that ends with `image` (when given); returns their names.
 async fn pods_ready(
@@ -124,7 +106,7 @@ async fn pods_ready(
                     .items;
                 let done = list.len() == count
                     && list.iter().all(|p| {
-                        is_ready(p) && image.is_none_or(|image| running_image(p).ends_with(image))
+                        is_ready(p) && image.is_none_or(|image| first_image_id(p).ends_with(image))
                     });
                 done.then(|| list.iter().map(|p| p.name_any()).collect())
             }

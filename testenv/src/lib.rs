@@ -15,6 +15,7 @@ mod host;
 pub mod images;
 pub mod install;
 pub mod node;
+pub mod pods;
 mod process;
 mod registry;
 mod tls;

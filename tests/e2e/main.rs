@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use imagestream_testenv::pods::{first_image_id, is_ready};
 use imagestream_testenv::{Node, NodeOptions, TestEnv};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -203,24 +204,6 @@ fn build_operator() -> Result<PathBuf> {
 
 fn pod_name(pod: &Pod) -> String {
     pod.metadata.name.clone().unwrap_or_default()
-}
-
-fn is_ready(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-fn image_id(pod: &Pod) -> String {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|c| c.first())
-        .map(|c| c.image_id.clone())
-        .unwrap_or_default()
 }
 
 /// Restarts and OOM kills of the operator's containers: `Err` names them.
@@ -414,10 +397,17 @@ async fn rolled_out(env: &TestEnv, digest: &str, message: &str) -> Result<String
                     .items;
                 let states: Vec<String> = list
                     .iter()
-                    .map(|p| format!("{} ready={} {}", pod_name(p), is_ready(p), image_id(p)))
+                    .map(|p| {
+                        format!(
+                            "{} ready={} {}",
+                            pod_name(p),
+                            is_ready(p),
+                            first_image_id(p)
+                        )
+                    })
                     .collect();
                 match list.as_slice() {
-                    [pod] if is_ready(pod) && image_id(pod).ends_with(digest) => {
+                    [pod] if is_ready(pod) && first_image_id(pod).ends_with(digest) => {
                         Ok(Some(pod_name(pod)))
                     }
                     _ => Err(format!("{states:?}")),
@@ -805,27 +795,19 @@ async fn operator_in_pods_rolls_out_pushes_and_fails_over() -> Result<()> {
     Ok(())
 }
 
-/// The `node` example (`cargo run --example node`): `IMAGESTREAM_E2E_NODE_EXAMPLE`, else beside
-/// this test binary (`target/<profile>/examples/node`, which `cargo test --all-targets` and
-/// `make e2e` build).
+/// The `node` example's program, from `IMAGESTREAM_E2E_NODE_EXAMPLE` (`make test` and `make e2e`
+/// build it with `cargo build --example node`; `cargo test` builds examples only as test
+/// harnesses).
 fn node_example() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("IMAGESTREAM_E2E_NODE_EXAMPLE") {
-        return Ok(PathBuf::from(path));
-    }
-    let exe = std::env::current_exe()?;
-    let example = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|profile| profile.join("examples/node"))
-        .ok_or("no directory above the test binary")?;
-    if example.is_file() {
-        Ok(example)
+    let path = std::env::var_os("IMAGESTREAM_E2E_NODE_EXAMPLE").ok_or(
+        "IMAGESTREAM_E2E_NODE_EXAMPLE is not set: build `cargo build --example node` and point it at \
+         target/debug/examples/node (make e2e does)",
+    )?;
+    let path = PathBuf::from(path);
+    if path.is_file() {
+        Ok(path)
     } else {
-        Err(format!(
-            "{} not found: build it with `cargo build --example node`",
-            example.display()
-        )
-        .into())
+        Err(format!("{} not found: `cargo build --example node`", path.display()).into())
     }
 }
 
