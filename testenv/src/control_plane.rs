@@ -15,6 +15,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// The user name of the admin token (member of `system:masters`).
 pub const ADMIN_USER: &str = "testenv-admin";
 
+/// The user of the client certificate the API server presents to kubelets (`logs`, `exec`).
+pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
+
 /// How the control plane is started. The default is what the fast tests use: everything on
 /// 127.0.0.1, the ServiceAccount admission plugin off.
 #[derive(Debug, Clone, Default)]
@@ -173,6 +176,19 @@ impl ControlPlane {
             // `kubectl logs`/`exec` go through the kubelet: reach it at its node IP, since a test
             // node's name does not resolve.
             apiserver_args.push("--kubelet-preferred-address-types=InternalIP".to_owned());
+            // The kubelet accepts only clients with a certificate of this CA (no anonymous
+            // requests, see node.rs): the API server presents this one.
+            let client = ca.issue_client(KUBELET_CLIENT_USER, "system:masters")?;
+            write_file(&pki.join("kubelet-client.crt"), &client.cert_pem)?;
+            write_file(&pki.join("kubelet-client.key"), &client.key_pem)?;
+            apiserver_args.push(format!(
+                "--kubelet-client-certificate={}",
+                pki.join("kubelet-client.crt").display()
+            ));
+            apiserver_args.push(format!(
+                "--kubelet-client-key={}",
+                pki.join("kubelet-client.key").display()
+            ));
         }
         let mut apiserver_cmd = Command::new(apiserver_bin);
         apiserver_cmd.args(&apiserver_args);

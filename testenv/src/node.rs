@@ -529,6 +529,12 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
             .arg(format!("--port={}", free_port_on(self.options.gateway)?))
             .arg("--healthz-port=0")
             .arg("--read-only-port=0")
+            // Its API (exec, logs, the pods' list) on the bridge address pods reach: no anonymous
+            // requests, clients by certificate of the environment's CA (the API server's), each
+            // request authorised by the API server (SubjectAccessReview).
+            .arg("--anonymous-auth=false")
+            .arg(format!("--client-ca-file={}", pki.join("ca.crt").display()))
+            .arg("--authorization-mode=Webhook")
             .arg("--cluster-domain=cluster.local")
             .arg("--eviction-hard=memory.available<100Mi,nodefs.available<1%,imagefs.available<1%")
             // Report Ready within seconds of registering (default 10 s).

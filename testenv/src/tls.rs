@@ -3,7 +3,8 @@
 //! servers get a leaf certificate signed by this CA and clients trust the CA.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 
 use super::TestEnvError;
@@ -62,6 +63,31 @@ impl TestCa {
                 Err(_) => SanType::DnsName((*name).try_into().map_err(tls_error)?),
             });
         }
+        let key = KeyPair::generate().map_err(tls_error)?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(tls_error)?;
+        Ok(ServingCert {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+impl TestCa {
+    /// Issues a client certificate for the user `common_name` in the group `organization` (how
+    /// Kubernetes reads a client certificate's subject).
+    pub fn issue_client(
+        &self,
+        common_name: &str,
+        organization: &str,
+    ) -> Result<ServingCert, TestEnvError> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(tls_error)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, organization);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let key = KeyPair::generate().map_err(tls_error)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(tls_error)?;
         Ok(ServingCert {

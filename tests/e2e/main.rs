@@ -3,7 +3,10 @@
 //! on an overlay of `deploy/` that only overrides the image, and real pods rolling after pushes:
 //!
 //! 1. two replicas Ready, exactly one Lease holder (the one Pod labelled leader);
-//! 2. a triggered Deployment tracking `demo:v1` of an ImageStream runs a pod printing `demo v1`;
+//! 2. a triggered Deployment tracking `demo:v1` of an ImageStream runs a pod printing `demo v1`.
+//!    A second Deployment naming `demo:v1` (the stream's `lookupPolicy.local`) is rewritten by the
+//!    image-lookup admission webhook (deploy/'s, called by the API server through its Service with
+//!    the CA the operator published) to the digest, and its pod runs it;
 //! 3. `demo v2` pushed to the same tag (and the push notified to the webhook Service, as a
 //!    registry does): the pod is replaced by one running the new digest, whose log says `demo v2`;
 //! 4. the leader Pod is deleted (gracefully: it releases the Lease on SIGTERM): the standby takes
@@ -11,10 +14,14 @@
 //! 5. no operator container restarted or was OOM-killed, and they ran with deploy/'s security
 //!    context and limits.
 //!
+//! On the way it checks that the kubelet's API refuses anonymous requests (while `kubectl logs`,
+//! through the API server's client certificate, works).
+//!
 //! The node needs root and `make provision-node`, and changes machine-wide state (a bridge,
 //! iptables chains), so these tests run only with `IMAGESTREAM_E2E=1`, which `make test` and
-//! `make e2e` set; a plain `cargo test` records a skip. Everything runs in one test, which tears
-//! the node down at its end and checks that nothing is left on the machine.
+//! `make e2e` set; a plain `cargo test` records a skip. The whole flow runs in one test, which tears
+//! the node down at its end and checks that nothing is left on the machine; a second test kills a
+//! run with its node running and checks that the next node cleans up after it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -383,15 +390,22 @@ async fn notify_push(env: &TestEnv, repository: &str, tag: &str, digest: &str) -
 
 /// Waits until the demo Deployment's only pod runs `digest` and says `message`; returns its name.
 async fn rolled_out(env: &TestEnv, digest: &str, message: &str) -> Result<String> {
+    runs_alone(env, "demo", digest, message).await
+}
+
+/// Waits until the only pod labelled `app=<app>` runs `digest` and says `message`; returns its name.
+async fn runs_alone(env: &TestEnv, app: &str, digest: &str, message: &str) -> Result<String> {
     let pods: Api<Pod> = Api::namespaced(env.client().await, NAMESPACE);
+    let selector = format!("app={app}");
     let name = wait(
-        &format!("the demo pod to run {digest} alone"),
+        &format!("the {app} pod to run {digest} alone"),
         Duration::from_secs(120),
         || {
             let pods = pods.clone();
+            let selector = selector.clone();
             async move {
                 let list = pods
-                    .list(&ListParams::default().labels("app=demo"))
+                    .list(&ListParams::default().labels(&selector))
                     .await
                     .map_err(|e| e.to_string())?
                     .items;
@@ -434,6 +448,19 @@ async fn rolled_out(env: &TestEnv, digest: &str, message: &str) -> Result<String
     .await?;
     eprintln!("    kubectl logs {name}: {}", logs.trim());
     Ok(name)
+}
+
+/// The image of the first container of Deployment `name`'s pod template.
+async fn template_image_of(
+    deployments: &Api<Deployment>,
+    name: &str,
+) -> std::result::Result<String, String> {
+    let deployment = deployments.get(name).await.map_err(|e| e.to_string())?;
+    Ok(deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|s| s.containers.first().and_then(|c| c.image.clone()))
+        .unwrap_or_default())
 }
 
 /// Prints what helps to understand a failure.
@@ -555,6 +582,30 @@ async fn exercise(env: &TestEnv, node: &Node, binary: &Path, timings: &mut Timin
     timings.record("2/2 Ready to one Lease holder", since.elapsed());
     eprintln!("    leader {first_leader}");
 
+    step("the kubelet's API (on the address pods reach) refuses anonymous requests");
+    let node_object = Api::<k8s_openapi::api::core::v1::Node>::all(env.client().await)
+        .get(node.name())
+        .await?;
+    let port = node_object
+        .status
+        .and_then(|s| s.daemon_endpoints)
+        .and_then(|d| d.kubelet_endpoint)
+        .map(|e| e.port)
+        .ok_or("the Node reports no kubelet endpoint")?;
+    let host = registry.split(':').next().unwrap_or_default();
+    let url = format!("https://{host}:{port}/pods");
+    let answer = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(5))
+        .build()?
+        .get(&url)
+        .send()
+        .await?;
+    if answer.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return Err(format!("an anonymous GET {url} got {}", answer.status()).into());
+    }
+    eprintln!("    anonymous GET {url}: {}", answer.status());
+
     step("a triggered Deployment tracking demo:v1 of an ImageStream");
     let source = format!("{registry}/e2e/demo");
     let v1 = node.push_test_image("demo v1", &format!("{source}:v1"))?;
@@ -565,12 +616,16 @@ async fn exercise(env: &TestEnv, node: &Node, binary: &Path, timings: &mut Timin
             "apiVersion": "image.openshift.io/v1",
             "kind": "ImageStream",
             "metadata": {"name": "demo", "namespace": NAMESPACE},
-            "spec": {"tags": [{
-                "name": "v1",
-                "from": {"kind": "DockerImage", "name": format!("{source}:v1")},
-                // The node registry speaks plain HTTP.
-                "importPolicy": {"scheduled": true, "insecure": true},
-            }]}
+            "spec": {
+                // Workloads of the namespace may name `demo:v1` (image lookup at admission).
+                "lookupPolicy": {"local": true},
+                "tags": [{
+                    "name": "v1",
+                    "from": {"kind": "DockerImage", "name": format!("{source}:v1")},
+                    // The node registry speaks plain HTTP.
+                    "importPolicy": {"scheduled": true, "insecure": true},
+                }]
+            }
         }),
     )?;
     let since = Instant::now();
@@ -630,19 +685,7 @@ async fn exercise(env: &TestEnv, node: &Node, binary: &Path, timings: &mut Timin
         }),
     )?;
     let deployments: Api<Deployment> = Api::namespaced(env.client().await, NAMESPACE);
-    let template_image = || {
-        let deployments = deployments.clone();
-        async move {
-            let deployment = deployments.get("demo").await.map_err(|e| e.to_string())?;
-            Ok::<_, String>(
-                deployment
-                    .spec
-                    .and_then(|s| s.template.spec)
-                    .and_then(|s| s.containers.first().and_then(|c| c.image.clone()))
-                    .unwrap_or_default(),
-            )
-        }
-    };
+    let template_image = || template_image_of(&deployments, "demo");
     let since = Instant::now();
     wait("the trigger to set v1", Duration::from_secs(60), || {
         let image = template_image();
@@ -665,6 +708,37 @@ async fn exercise(env: &TestEnv, node: &Node, binary: &Path, timings: &mut Timin
     let since = Instant::now();
     let mut pod = rolled_out(env, &v1, "demo v1").await?;
     timings.record("v1 pod Running", since.elapsed());
+
+    step("image lookup at admission: a Deployment naming `demo:v1` runs the stream's digest");
+    // The API server calls the webhook Service over TLS with the CA the operator published.
+    let since = Instant::now();
+    apply(
+        env,
+        &json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "lookup", "namespace": NAMESPACE},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "lookup"}},
+                "template": {
+                    "metadata": {"labels": {"app": "lookup"}},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 1,
+                        "containers": [{"name": "lookup", "image": "demo:v1"}]
+                    }
+                }
+            }
+        }),
+    )?;
+    let image = template_image_of(&deployments, "lookup").await?;
+    if image != format!("{source}@{v1}") {
+        return Err(
+            format!("admission left the Deployment's image {image:?}, not {source}@{v1}").into(),
+        );
+    }
+    runs_alone(env, "lookup", &v1, "demo v1").await?;
+    timings.record("lookup: created to its pod Running v1", since.elapsed());
 
     let mut leader_name = first_leader;
     for (round, version) in ["v2", "v3"].into_iter().enumerate() {
