@@ -589,12 +589,10 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
     let timing = crate::leader::LeaseTiming::for_duration(args.leader_election_lease_duration);
     let health = Arc::new(crate::server::Health::new(timing.duration));
     let engine_slot = Arc::new(crate::controller::engine::EngineSlot::default());
-    let lookups = Arc::new(crate::admission::Streams::default());
     let telemetry = crate::controller::run::Telemetry {
         metrics: metrics.clone(),
         health: health.clone(),
         engine: engine_slot.clone(),
-        lookups: lookups.clone(),
         // Only a receiver in a Pod needs routing to the leader.
         pod: args
             .webhook_addr
@@ -602,7 +600,7 @@ async fn run_operator(args: RunArgs) -> Result<(), CliError> {
             .zip(std::env::var("POD_NAME").ok()),
     };
     let admission = match admission_settings {
-        Some(settings) => Some(start_admission(settings, client.clone(), lookups.clone()).await?),
+        Some(settings) => Some(start_admission(settings, client.clone()).await?),
         None => None,
     };
     let webhook = match args.webhook_addr {
@@ -772,7 +770,6 @@ const CERTIFICATE_CHECK: Duration = Duration::from_secs(6 * 3600);
 async fn start_admission(
     settings: AdmissionSettings,
     client: kube::Client,
-    lookups: Arc<crate::admission::Streams>,
 ) -> Result<
     (
         tokio::sync::oneshot::Sender<()>,
@@ -852,6 +849,23 @@ async fn start_admission(
         tokio::select! {
             _ = renewing => {}
             () = renew => {}
+        }
+    });
+    // Every replica answers lookups from a stream cache of its own, leader or not, so admission
+    // does not depend on leadership (nor pause while it changes hands). Empty until listed: an
+    // object admitted before is stored as written.
+    let lookups = Arc::new(crate::admission::Streams::default());
+    let store = crate::controller::stores::spawn_reflector(
+        kube::Api::<kube::core::DeserializeGuard<crate::api::ImageStream>>::all(client.clone()),
+        kube::runtime::watcher::Config::default(),
+        "admission image-streams",
+        None,
+    );
+    let filling = lookups.clone();
+    tokio::spawn(async move {
+        if crate::controller::stores::wait_until_listed(&store).await {
+            tracing::info!("image-lookup admission: stream cache listed");
+            filling.set(Some(Arc::new(crate::admission::StoreLookup(store))));
         }
     });
     let state = crate::admission::AdmissionState {

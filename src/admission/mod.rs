@@ -24,8 +24,8 @@ use crate::domain::image_lookup::{ImagePatch, PodHolder, StreamLookup, json_patc
 /// The largest AdmissionReview read (the API server's own request limit is 3 MiB).
 pub const MAX_REVIEW: usize = 3 << 20;
 
-/// Where the streams for lookups come from: the controllers' stream cache while this replica
-/// runs them.
+/// Where the streams for lookups come from: a stream cache of the webhook's own, on every replica
+/// (leader or standby), filled once it has listed.
 pub type Streams = crate::controller::slot::Slot<dyn StreamLookup + Send + Sync>;
 
 /// What the webhook needs.

@@ -50,8 +50,6 @@ pub struct Telemetry {
     pub health: Arc<Health>,
     /// Holds the import engine while the controllers run, for the push-notification receiver.
     pub engine: Arc<super::engine::EngineSlot>,
-    /// Holds the stream cache while the controllers run, for the image-lookup admission webhook.
-    pub lookups: Arc<crate::admission::Streams>,
     /// This process's Pod (`namespace`, `name`), labelled [`LEADER_LABEL`] while the controllers
     /// run, so a Service selecting the label routes push notifications to the replica importing.
     pub pod: Option<(String, String)>,
@@ -265,21 +263,14 @@ pub async fn run_controllers_reporting(
     );
     let resolving = ctx.clone();
     telemetry.engine.set(Some(ctx.engine.clone()));
-    telemetry
-        .lookups
-        .set(Some(Arc::new(crate::admission::StoreLookup(
-            ctx.streams.clone(),
-        ))));
     if let Some(pod) = &telemetry.pod {
         label_pod(&client, pod, true).await;
     }
     let slot = telemetry.engine.clone();
-    let lookups = telemetry.lookups.clone();
     let (label_client, pod) = (client.clone(), telemetry.pod.clone());
     tokio::spawn(async move {
         stopped(stop_rx_for_slot).await;
         slot.set(None);
-        lookups.set(None);
         if let Some(pod) = pod {
             label_pod(&label_client, &pod, false).await;
         }

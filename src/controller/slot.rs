@@ -1,6 +1,7 @@
-//! What the running controllers lend to servers that outlive them: the receiver and the admission
-//! webhook run on every replica, the controllers only on the leader, so each server reads its
-//! piece of them from a [`Slot`] the controllers fill while they run and empty when they stop.
+//! What servers read from caches that come and go: the push-notification receiver runs on every
+//! replica, the import engine only on the leader, so the receiver reads the engine from a [`Slot`]
+//! the controllers fill while they run and empty when they stop; the admission webhook's slot
+//! holds its stream cache once that has listed.
 
 use std::sync::{Arc, RwLock};
 

@@ -6,11 +6,13 @@
 //! 2. a triggered Deployment tracking `demo:v1` of an ImageStream runs a pod printing `demo v1`.
 //!    A second Deployment naming `demo:v1` (the stream's `lookupPolicy.local`) is rewritten by the
 //!    image-lookup admission webhook (deploy/'s, called by the API server through its Service with
-//!    the CA the operator published) to the digest, and its pod runs it;
+//!    the CA the operator published) to the digest, and its pod runs it; each replica, asked
+//!    directly, resolves `demo:v1` too;
 //! 3. `demo v2` pushed to the same tag (and the push notified to the webhook Service, as a
 //!    registry does): the pod is replaced by one running the new digest, whose log says `demo v2`;
 //! 4. the leader Pod is deleted (gracefully: it releases the Lease on SIGTERM): the standby takes
-//!    the Lease, and `demo v3` still rolls out (the webhook Service follows the leader label);
+//!    the Lease, and `demo v3` still rolls out (the webhook Service follows the leader label); a
+//!    Deployment naming `demo:v1` now is stored with v3's digest and runs it;
 //! 5. no operator container restarted or was OOM-killed, and they ran with deploy/'s security
 //!    context and limits.
 //!
@@ -450,6 +452,62 @@ async fn runs_alone(env: &TestEnv, app: &str, digest: &str, message: &str) -> Re
     Ok(name)
 }
 
+/// Asks the admission webhook of the operator pod at `ip` directly (as the API server would, over
+/// TLS) to admit a Pod of the demo namespace naming `demo:v1`, until it answers with a patch
+/// writing `want`.
+async fn lookup_answered(ip: &str, want: &str) -> Result<()> {
+    use base64::Engine as _;
+    let http = reqwest::Client::builder()
+        // The serving certificate names the Service, not the pod's address.
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let url = format!("https://{ip}:9443/admission/image-lookup");
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "e2e",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": NAMESPACE,
+            "operation": "CREATE",
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "asked-directly", "namespace": NAMESPACE},
+                "spec": {"containers": [{"name": "c", "image": "demo:v1"}]}
+            }
+        }
+    });
+    wait(
+        &format!("{url} to resolve demo:v1 to {want}"),
+        Duration::from_secs(20),
+        || {
+            let request = http.post(&url).json(&review).send();
+            async move {
+                let answer: serde_json::Value = request
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .json()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let patch = answer["response"]["patch"].as_str().unwrap_or_default();
+                let patch = base64::engine::general_purpose::STANDARD
+                    .decode(patch)
+                    .map_err(|e| e.to_string())?;
+                let patch = String::from_utf8_lossy(&patch).into_owned();
+                if patch.contains(want) {
+                    Ok(Some(()))
+                } else {
+                    Err(format!("answer {answer}"))
+                }
+            }
+        },
+    )
+    .await
+}
+
 /// The image of the first container of Deployment `name`'s pod template.
 async fn template_image_of(
     deployments: &Api<Deployment>,
@@ -739,8 +797,25 @@ async fn exercise(env: &TestEnv, node: &Node, binary: &Path, timings: &mut Timin
     }
     runs_alone(env, "lookup", &v1, "demo v1").await?;
     timings.record("lookup: created to its pod Running v1", since.elapsed());
+    // Not only the replica the Service happened to pick: each answers from its own stream cache.
+    let since = Instant::now();
+    let operator_pods = Api::<Pod>::namespaced(env.client().await, OPERATOR_NAMESPACE)
+        .list(&ListParams::default().labels(OPERATOR_SELECTOR))
+        .await?
+        .items;
+    for pod in &operator_pods {
+        let ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .ok_or_else(|| format!("{} has no IP", pod_name(pod)))?;
+        lookup_answered(&ip, &format!("{source}@{v1}")).await?;
+        eprintln!("    {} ({ip}) resolves demo:v1 at admission", pod_name(pod));
+    }
+    timings.record("every replica resolves at admission", since.elapsed());
 
     let mut leader_name = first_leader;
+    let mut last_digest = v1.clone();
     for (round, version) in ["v2", "v3"].into_iter().enumerate() {
         if round == 1 {
             step(&format!(
@@ -796,7 +871,40 @@ async fn exercise(env: &TestEnv, node: &Node, binary: &Path, timings: &mut Timin
             return Err(format!("{pod} was not replaced").into());
         }
         pod = new_pod;
+        last_digest = digest;
     }
+
+    let current = last_digest;
+    step(&format!(
+        "image lookup at admission after the handover: a Deployment naming `demo:v1` runs {current}"
+    ));
+    apply(
+        env,
+        &json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "lookup-after", "namespace": NAMESPACE},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "lookup-after"}},
+                "template": {
+                    "metadata": {"labels": {"app": "lookup-after"}},
+                    "spec": {
+                        "terminationGracePeriodSeconds": 1,
+                        "containers": [{"name": "lookup", "image": "demo:v1"}]
+                    }
+                }
+            }
+        }),
+    )?;
+    let image = template_image_of(&deployments, "lookup-after").await?;
+    if image != format!("{source}@{current}") {
+        return Err(format!(
+            "admission left the Deployment's image {image:?}, not {source}@{current}"
+        )
+        .into());
+    }
+    runs_alone(env, "lookup-after", &current, "demo v3").await?;
 
     step("the operator pods: Ready, never restarted, never OOM-killed");
     let pods = operator_ready(env).await?;
