@@ -799,15 +799,21 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
         ))
     }
 
+    /// Kills and deletes every task and container of the node's containerd. kubelet and
+    /// containerd may remove some of them meanwhile: one that is gone already counts as removed;
+    /// only what is still listed at the end is a problem.
     fn remove_containers(&self, log: &mut Teardown) {
+        let gone = |result: &Result<String, TestEnvError>| match result {
+            Ok(_) => true,
+            Err(err) => err.to_string().contains("not found"),
+        };
         let tasks = self.ctr(&["tasks", "list", "--quiet"]).unwrap_or_default();
         for id in tasks.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let _ = self.ctr(&["tasks", "kill", "--signal", "SIGKILL", id]);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         for id in tasks.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            while self.ctr(&["tasks", "delete", "--force", id]).is_err()
-                && Instant::now() < deadline
+            while !gone(&self.ctr(&["tasks", "delete", "--force", id])) && Instant::now() < deadline
             {
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -817,14 +823,25 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
             .unwrap_or_default();
         let mut removed = 0;
         for id in containers.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            match self.ctr(&["containers", "delete", id]) {
-                Ok(_) => removed += 1,
-                Err(err) => log.problems.push(err.to_string()),
+            if gone(&self.ctr(&["containers", "delete", id])) {
+                removed += 1;
             }
         }
         log.done.push(format!(
             "deleted {removed} containerd containers (with their tasks)"
         ));
+        let left = self
+            .ctr(&["containers", "list", "--quiet"])
+            .unwrap_or_default();
+        let left: Vec<&str> = left
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if !left.is_empty() {
+            log.problems
+                .push(format!("containerd containers left: {left:?}"));
+        }
     }
 }
 
