@@ -83,12 +83,12 @@ async fn run_pod(env: &TestEnv, pod: serde_json::Value) -> Result<()> {
     }
 }
 
-async fn exercise(env: &TestEnv, node: &imagestream_testenv::Node) -> Result<()> {
-    step("pushing a busybox test image to the node registry");
+/// Pushes a busybox test image printing `demo v1` to the node registry and runs it as the pod
+/// `hello`; returns the image.
+async fn run_hello(env: &TestEnv, node: &imagestream_testenv::Node) -> Result<String> {
     let image = format!("{}/demo/hello:v1", node.registry_host());
     let digest = node.push_test_image("demo v1", &image)?;
     println!("{image} {digest}");
-
     step("running it as a pod");
     run_pod(
         env,
@@ -103,6 +103,12 @@ async fn exercise(env: &TestEnv, node: &imagestream_testenv::Node) -> Result<()>
         }),
     )
     .await?;
+    Ok(image)
+}
+
+async fn exercise(env: &TestEnv, node: &imagestream_testenv::Node) -> Result<()> {
+    step("pushing a busybox test image to the node registry");
+    let image = run_hello(env, node).await?;
 
     step("the same image with deploy/'s security context and limits");
     run_pod(
@@ -229,18 +235,7 @@ async fn exercise(env: &TestEnv, node: &imagestream_testenv::Node) -> Result<()>
 
 /// Runs a pod, then ends the process with SIGKILL: no teardown, no destructors.
 async fn abandon(env: &TestEnv, node: &imagestream_testenv::Node) -> Result<()> {
-    let image = format!("{}/demo/hello:v1", node.registry_host());
-    node.push_test_image("demo v1", &image)?;
-    run_pod(
-        env,
-        serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "hello"},
-            "spec": {"containers": [{"name": "hello", "image": image}]}
-        }),
-    )
-    .await?;
+    run_hello(env, node).await?;
     println!(
         "abandoning the node: SIGKILL to process {}",
         std::process::id()

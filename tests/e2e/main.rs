@@ -452,6 +452,27 @@ async fn runs_alone(env: &TestEnv, app: &str, digest: &str, message: &str) -> Re
     Ok(name)
 }
 
+/// A Deployment `name` of the demo namespace whose container names the stream tag `demo:v1`
+/// (resolved by the image-lookup admission webhook, the stream having `lookupPolicy.local`).
+fn lookup_deployment(name: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "lookup", "image": "demo:v1"}]
+                }
+            }
+        }
+    })
+}
+
 /// Asks the admission webhook of the operator pod at `ip` directly (as the API server would, over
 /// TLS) to admit a Pod of the demo namespace naming `demo:v1`, until it answers with a patch
 /// writing `want`.
@@ -770,25 +791,7 @@ async fn exercise(env: &TestEnv, node: &Node, binary: &Path, timings: &mut Timin
     step("image lookup at admission: a Deployment naming `demo:v1` runs the stream's digest");
     // The API server calls the webhook Service over TLS with the CA the operator published.
     let since = Instant::now();
-    apply(
-        env,
-        &json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "lookup", "namespace": NAMESPACE},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"app": "lookup"}},
-                "template": {
-                    "metadata": {"labels": {"app": "lookup"}},
-                    "spec": {
-                        "terminationGracePeriodSeconds": 1,
-                        "containers": [{"name": "lookup", "image": "demo:v1"}]
-                    }
-                }
-            }
-        }),
-    )?;
+    apply(env, &lookup_deployment("lookup"))?;
     let image = template_image_of(&deployments, "lookup").await?;
     if image != format!("{source}@{v1}") {
         return Err(
@@ -878,25 +881,7 @@ async fn exercise(env: &TestEnv, node: &Node, binary: &Path, timings: &mut Timin
     step(&format!(
         "image lookup at admission after the handover: a Deployment naming `demo:v1` runs {current}"
     ));
-    apply(
-        env,
-        &json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "lookup-after", "namespace": NAMESPACE},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"app": "lookup-after"}},
-                "template": {
-                    "metadata": {"labels": {"app": "lookup-after"}},
-                    "spec": {
-                        "terminationGracePeriodSeconds": 1,
-                        "containers": [{"name": "lookup", "image": "demo:v1"}]
-                    }
-                }
-            }
-        }),
-    )?;
+    apply(env, &lookup_deployment("lookup-after"))?;
     let image = template_image_of(&deployments, "lookup-after").await?;
     if image != format!("{source}@{current}") {
         return Err(format!(
