@@ -53,16 +53,7 @@ where
 }
 
 fn kubectl(env: &TestEnv, args: &[&str]) -> Result<String> {
-    let out = env.kubectl().args(args).output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "kubectl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(String::from_utf8(out.stdout)?)
+    Ok(env.run_kubectl(args, None)?)
 }
 
 /// Prints `kubectl <args>`, indented, with the command line first.

@@ -20,16 +20,7 @@ use kube::api::PostParams;
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn kubectl(env: &TestEnv, args: &[&str]) -> Result<String> {
-    let out = env.kubectl().args(args).output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "kubectl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(String::from_utf8(out.stdout)?)
+    Ok(env.run_kubectl(args, None)?)
 }
 
 fn step(text: &str) {

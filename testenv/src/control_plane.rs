@@ -18,6 +18,27 @@ pub const ADMIN_USER: &str = "testenv-admin";
 /// The user of the client certificate the API server presents to kubelets (`logs`, `exec`).
 pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
 
+/// A kube-controller-manager or kube-scheduler command with what every such component of the
+/// environment gets: `kubeconfig` for its API client, authentication and authorisation, secure
+/// serving on a free port of 127.0.0.1 only, no insecure port, no leader election.
+pub(crate) fn kube_component(binary: &Path, kubeconfig: &Path) -> Result<Command, TestEnvError> {
+    let mut cmd = Command::new(binary);
+    cmd.arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .arg(format!(
+            "--authentication-kubeconfig={}",
+            kubeconfig.display()
+        ))
+        .arg(format!(
+            "--authorization-kubeconfig={}",
+            kubeconfig.display()
+        ))
+        .arg("--bind-address=127.0.0.1")
+        .arg(format!("--secure-port={}", free_port()?))
+        .arg("--port=0")
+        .arg("--leader-elect=false");
+    Ok(cmd)
+}
+
 /// How the control plane is started. The default is what the fast tests use: everything on
 /// 127.0.0.1, the ServiceAccount admission plugin off.
 #[derive(Debug, Clone, Default)]
@@ -287,16 +308,8 @@ impl ControlPlane {
         if self.controller_manager.is_some() {
             return Ok(());
         }
-        let port = free_port()?;
-        let mut cmd = Command::new(binary);
-        cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
-            .arg(format!("--authentication-kubeconfig={}", self.kubeconfig.display()))
-            .arg(format!("--authorization-kubeconfig={}", self.kubeconfig.display()))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--secure-port={port}"))
-            .arg("--port=0")
-            .arg("--leader-elect=false")
-            .arg("--controllers=deployment,replicaset,statefulset,daemonset,job,cronjob,garbagecollector,serviceaccount-token")
+        let mut cmd = kube_component(binary, &self.kubeconfig)?;
+        cmd.arg("--controllers=deployment,replicaset,statefulset,daemonset,job,cronjob,garbagecollector,serviceaccount-token")
             .arg(format!(
                 "--service-account-private-key-file={}",
                 dir.join("pki/sa.key").display()

@@ -120,21 +120,11 @@ impl Node {
             std::fs::write(overlay.join(PATCH), environment_patch(environment))
                 .map_err(io("write the overlay's patch"))?;
         }
-        let out = env
-            .kubectl()
-            .args(["apply", "-k", &overlay.to_string_lossy()])
-            .output()
-            .map_err(io("run kubectl apply -k"))?;
-        if !out.status.success() {
-            return Err(TestEnvError::Io {
-                what: format!("kubectl apply -k {}", overlay.display()),
-                source: std::io::Error::other(String::from_utf8_lossy(&out.stderr).into_owned()),
-            });
-        }
+        let applied = env.run_kubectl(&["apply", "-k", &overlay.to_string_lossy()], None)?;
         Ok(OperatorInstall {
             repository,
             digest,
-            applied: String::from_utf8_lossy(&out.stdout).into_owned(),
+            applied,
         })
     }
 }

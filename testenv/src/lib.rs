@@ -18,6 +18,7 @@ pub mod node;
 pub mod pods;
 mod process;
 mod registry;
+pub mod skip;
 mod tls;
 pub mod token_server;
 
@@ -322,6 +323,45 @@ impl TestEnv {
         let mut cmd = std::process::Command::new(binary);
         cmd.env("KUBECONFIG", &self.kubeconfig);
         cmd
+    }
+
+    /// Runs kubectl with `args`, and `input` on its standard input when given: its standard
+    /// output, or an error naming the command with what kubectl printed on standard error.
+    ///
+    /// # Panics
+    /// When no kubectl was found (see [`Assets`]).
+    pub fn run_kubectl(&self, args: &[&str], input: Option<&str>) -> Result<String, TestEnvError> {
+        use std::io::Write;
+        use std::process::Stdio;
+        let what = format!("run kubectl {}", args.join(" "));
+        let io = |source| TestEnvError::Io {
+            what: what.clone(),
+            source,
+        };
+        let mut child = self
+            .kubectl()
+            .args(args)
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io)?;
+        if let Some(input) = input
+            && let Some(mut stdin) = child.stdin.take()
+        {
+            stdin.write_all(input.as_bytes()).map_err(io)?;
+        }
+        let out = child.wait_with_output().map_err(io)?;
+        if !out.status.success() {
+            return Err(io(std::io::Error::other(
+                String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Creates a namespace of its own for one test, named `<prefix>-<random>`.

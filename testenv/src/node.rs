@@ -38,7 +38,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 
-use super::control_plane::{ControlPlane, ControlPlaneOptions};
+use super::control_plane::{ControlPlane, ControlPlaneOptions, kube_component};
 use super::host::{HostRecord, MachineLock, io_error, other_error, run};
 use super::process::ManagedProcess;
 use super::{
@@ -569,22 +569,8 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
         let process = spawn("kube-proxy", proxy, &self.dir.join("kube-proxy.log"))?;
         self.processes.push(process);
 
-        let mut scheduler = Command::new(&self.assets.kube_scheduler);
-        scheduler
-            .arg(&kubeconfig)
-            .arg(format!(
-                "--authentication-kubeconfig={}",
-                self.kubeconfig.display()
-            ))
-            .arg(format!(
-                "--authorization-kubeconfig={}",
-                self.kubeconfig.display()
-            ))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--secure-port={}", super::free_port()?))
-            .arg("--port=0")
-            .arg("--leader-elect=false")
-            .arg("--v=0");
+        let mut scheduler = kube_component(&self.assets.kube_scheduler, &self.kubeconfig)?;
+        scheduler.arg("--v=0");
         let process = spawn(
             "kube-scheduler",
             scheduler,
@@ -592,21 +578,8 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
         )?;
         self.processes.push(process);
 
-        let mut manager = Command::new(&self.assets.kube_controller_manager);
+        let mut manager = kube_component(&self.assets.kube_controller_manager, &self.kubeconfig)?;
         manager
-            .arg(&kubeconfig)
-            .arg(format!(
-                "--authentication-kubeconfig={}",
-                self.kubeconfig.display()
-            ))
-            .arg(format!(
-                "--authorization-kubeconfig={}",
-                self.kubeconfig.display()
-            ))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--secure-port={}", super::free_port()?))
-            .arg("--port=0")
-            .arg("--leader-elect=false")
             .arg(format!("--controllers={NODE_CONTROLLERS}"))
             // Notice the Ready node (and drop its not-ready taint) within a second (default 5 s).
             .arg("--node-monitor-period=1s")

@@ -30,6 +30,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use imagestream_testenv::pods::{first_image_id, is_ready};
+use imagestream_testenv::skip::skip;
 use imagestream_testenv::{Node, NodeOptions, TestEnv};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -48,31 +49,6 @@ const NAMESPACE: &str = "e2e-demo";
 /// The key of the `generic` push-notification format in the Secret deploy/ names.
 const WEBHOOK_KEY: &str = "e2e-generic-notification-key";
 
-/// The variable naming the file where skipped tests are recorded (as in the integration tests).
-const SKIP_LOG_VARIABLE: &str = "IMAGESTREAM_TEST_SKIP_LOG";
-
-/// Records that the running test could not run its subject here, and why (see
-/// `tests/integration/support/mod.rs`); the caller returns right after.
-fn skip(reason: &str) {
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("an unnamed test")
-        .to_owned();
-    eprintln!("skipped: {test}: {reason}");
-    if let Some(path) = std::env::var_os(SKIP_LOG_VARIABLE) {
-        use std::io::Write;
-        let record = format!("{test}\t{reason}\n");
-        let written = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)
-            .and_then(|mut file| file.write_all(record.as_bytes()));
-        if let Err(err) = written {
-            panic!("could not record the skip of {test} in {path:?}: {err}");
-        }
-    }
-}
-
 /// Whether the end-to-end tests run here; records the skip when not.
 fn enabled() -> bool {
     if std::env::var("IMAGESTREAM_E2E").as_deref() == Ok("1") {
@@ -90,44 +66,12 @@ fn step(text: &str) {
 
 /// Runs kubectl against the environment; its stdout, or an error with its stderr.
 fn kubectl(env: &TestEnv, args: &[&str]) -> Result<String> {
-    kubectl_with_input(env, args, None)
-}
-
-fn kubectl_with_input(env: &TestEnv, args: &[&str], input: Option<&str>) -> Result<String> {
-    use std::io::Write;
-    let mut command = env.kubectl();
-    command
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn()?;
-    if let Some(input) = input {
-        child
-            .stdin
-            .take()
-            .ok_or("kubectl has no stdin")?
-            .write_all(input.as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "kubectl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-        .into());
-    }
-    Ok(String::from_utf8(out.stdout)?)
+    Ok(env.run_kubectl(args, None)?)
 }
 
 /// `kubectl apply -f -` of one object.
 fn apply(env: &TestEnv, object: &serde_json::Value) -> Result<String> {
-    kubectl_with_input(env, &["apply", "-f", "-"], Some(&object.to_string()))
+    Ok(env.run_kubectl(&["apply", "-f", "-"], Some(&object.to_string()))?)
 }
 
 /// Polls `check` every 250 ms until it gives `Some`; an error naming `what` and the last state

@@ -874,7 +874,7 @@ async fn a_cron_job_trigger_writes_the_job_templates_image_where_batch_v1_cron_j
     let env = crate::support::env().await;
     let client = env.client().await;
     if !serves_cron_jobs(&client).await.unwrap() {
-        crate::support::skip(
+        imagestream_testenv::skip::skip(
             "this API server does not serve batch/v1 CronJob (Kubernetes 1.21 and later do), so the trigger controller does not watch CronJobs here",
         );
         return;

@@ -64,7 +64,9 @@ async fn an_unreadable_image_does_not_stall_the_image_cache() {
         .await
         .unwrap()
     {
-        skip("this environment has no etcd of its own to store an unvalidated Image in");
+        imagestream_testenv::skip::skip(
+            "this environment has no etcd of its own to store an unvalidated Image in",
+        );
         return;
     }
     let served = eventually(
