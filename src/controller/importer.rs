@@ -769,6 +769,40 @@ async fn record_fetched(
         .map_err(|err| remember_refusal(ctx, digest, RefusalScope::Image, err))
 }
 
+/// The manifest of `digest` to record, read while this import holds the digest's content flight
+/// (returned with it, for the recording): `None` when the digest has an Image, before or after
+/// waiting for another import of it; a refusal remembered in one of `scopes` is the error.
+async fn claim_unrecorded(
+    ctx: &Context,
+    reference: &ImageReference,
+    target: &ManifestTarget,
+    access: &Access,
+    digest: &str,
+    scopes: &[RefusalScope],
+) -> Result<Option<(FetchedManifest, tokio::sync::OwnedMutexGuard<()>)>, ImportError> {
+    // Checked before taking the flight, and again once held: one fetch per digest at a time, so
+    // a second import of it waits and then finds the Image (or the refusal).
+    let mut flight = None;
+    loop {
+        if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
+            return Ok(None);
+        }
+        if let Some(refused) = remembered_refusal(ctx, digest, scopes) {
+            return Err(refused);
+        }
+        match flight {
+            None => flight = Some(ctx.content_flight(digest).lock_owned().await),
+            Some(flight) => {
+                let fetched = ctx
+                    .registry
+                    .get_manifest(&at_digest(target, digest), access)
+                    .await?;
+                return Ok(Some((fetched, flight)));
+            }
+        }
+    }
+}
+
 /// Makes sure the image `digest` (a single-platform image, or a list recorded without its
 /// children) has an Image: GETs its manifest and config only when it has none and no limit
 /// refused it before.
@@ -779,26 +813,12 @@ async fn ensure_image(
     access: &Access,
     digest: &str,
 ) -> Result<(), ImportError> {
-    if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
+    let scopes = [RefusalScope::Image];
+    let Some((fetched, _flight)) =
+        claim_unrecorded(ctx, reference, target, access, digest, &scopes).await?
+    else {
         return Ok(());
-    }
-    if let Some(refused) = remembered_refusal(ctx, digest, &[RefusalScope::Image]) {
-        return Err(refused);
-    }
-    // One fetch per digest at a time: a second import of it waits and then finds the Image (or
-    // the refusal).
-    let flight = ctx.content_flight(digest);
-    let _guard = flight.lock().await;
-    if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
-        return Ok(());
-    }
-    if let Some(refused) = remembered_refusal(ctx, digest, &[RefusalScope::Image]) {
-        return Err(refused);
-    }
-    let fetched = ctx
-        .registry
-        .get_manifest(&at_digest(target, digest), access)
-        .await?;
+    };
     record_fetched(ctx, reference, target, access, &fetched).await
 }
 
@@ -813,25 +833,12 @@ async fn ensure_index_and_children(
     access: &Access,
     digest: &str,
 ) -> Result<(), ImportError> {
-    const SCOPES: [RefusalScope; 2] = [RefusalScope::ListWithChildren, RefusalScope::Image];
-    if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
+    let scopes = [RefusalScope::ListWithChildren, RefusalScope::Image];
+    let Some((fetched, _flight)) =
+        claim_unrecorded(ctx, reference, target, access, digest, &scopes).await?
+    else {
         return Ok(());
-    }
-    if let Some(refused) = remembered_refusal(ctx, digest, &SCOPES) {
-        return Err(refused);
-    }
-    let flight = ctx.content_flight(digest);
-    let _guard = flight.lock().await;
-    if has_image(ctx, digest).map_err(|e| bad_digest(reference, e))? {
-        return Ok(());
-    }
-    if let Some(refused) = remembered_refusal(ctx, digest, &SCOPES) {
-        return Err(refused);
-    }
-    let fetched = ctx
-        .registry
-        .get_manifest(&at_digest(target, digest), access)
-        .await?;
+    };
     record_list(ctx, reference, target, access, &fetched)
         .await
         .map_err(|err| remember_refusal(ctx, digest, RefusalScope::ListWithChildren, err))
